@@ -1,0 +1,1 @@
+"""A ProcessCube-compatible engine (SpiffWorkflow + SQLite + an OAuth authority) for development and tests."""

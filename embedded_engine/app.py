@@ -1,0 +1,402 @@
+"""The embedded engine's HTTP face: the ProcessCube engine API under ``/atlas_engine/api/v1``.
+
+Thin by design: each route authenticates, parses and validates its input, calls :class:`EngineCore`, and renders
+JSON. Every error leaves in the engine's serialized error shape (see errors.py), with the status equal to its
+``code``; nothing a client sends can produce a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import socketio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
+
+from . import __name__ as package_name
+from .authority import Authority, AuthError, ClientRecord, Identity, IdentityResolver
+from .core import FLOW_NODE_STATES, PROCESS_STATES, EngineCore
+from .errors import EngineHttpError, engine_error_response
+from .events import EventBus, create_socketio_server, long_polling_routes
+from .store import FLOW_NODE_FILTER_COLUMNS, FLOW_NODE_SORT_COLUMNS, PROCESS_INSTANCE_FILTER_COLUMNS, FlowNodeQuery, Store
+
+log = logging.getLogger("embedded_engine")
+
+API_PREFIX = "/atlas_engine/api/v1"
+ENGINE_VERSION = "17.0.0-embedded"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    data_dir: Path
+    public_url: str
+    allow_anonymous: bool = True
+    clients: tuple[ClientRecord, ...] = ()
+    max_body_bytes: int = 5 * 1024 * 1024
+    long_polling_max_wait: float = 55.0
+    token_ttl_seconds: int = 3600
+
+    @property
+    def authority_url(self) -> str:
+        return self.public_url.rstrip("/") + "/authority"
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class EngineApp:
+    """Owns the engine's parts for one process: store, core, authority, event bus."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.data_dir / "engine.sqlite3")
+        self.bus = EventBus()
+        self.core = EngineCore(self.store, self.bus)
+        self.authority = Authority(
+            settings.authority_url,
+            settings.clients,
+            settings.data_dir / "authority-key.pem",
+            token_ttl_seconds=settings.token_ttl_seconds,
+        )
+        self.resolver = IdentityResolver(self.authority, allow_anonymous=settings.allow_anonymous)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def identity(self, request: Request) -> Identity:
+        try:
+            return self.resolver.resolve(request.headers.get("authorization"))
+        except AuthError as exc:
+            raise EngineHttpError(401, str(exc)) from exc
+
+    async def read_json(self, request: Request, *, required: bool = True) -> Any:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise EngineHttpError(413, f"The request body is larger than the limit of {limit} bytes.")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise EngineHttpError(413, f"The request body is larger than the limit of {limit} bytes.")
+        if not body.strip():
+            if required:
+                raise EngineHttpError(400, "The request needs a JSON body.")
+            return None
+        try:
+            return json.loads(body)
+        except UnicodeDecodeError as exc:
+            raise EngineHttpError(400, "The request body is not UTF-8 encoded JSON.") from exc
+        except json.JSONDecodeError as exc:
+            raise EngineHttpError(
+                400, f"The request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from exc
+
+    # -- routes -------------------------------------------------------------------------------------------------
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "name": "ProcessCube Engine (embedded)",
+                "packageName": package_name,
+                "version": ENGINE_VERSION,
+                "authorityUrl": self.settings.authority_url,
+                "allowAnonymousRootAccess": self.settings.allow_anonymous,
+                "loadedExtensions": [],
+                "extraInfo": {"embedded": True},
+            }
+        )
+
+    async def authority_url(self, request: Request) -> Response:
+        return JSONResponse(self.settings.authority_url)
+
+    async def deploy(self, request: Request) -> Response:
+        identity = self.identity(request)
+        body = await self.read_json(request)
+        if not isinstance(body, dict):
+            raise EngineHttpError(400, "The body must be an object: {\"xml\": \"<bpmn:definitions…>\"}.")
+        xml = body.get("xml")
+        xmls = [xml] if isinstance(xml, str) else xml
+        if not isinstance(xmls, list) or not xmls or not all(isinstance(item, str) for item in xmls):
+            raise EngineHttpError(400, "'xml' must be a BPMN XML string or a non-empty list of them.")
+        overwrite = body.get("overwriteExisting", body.get("overrideExisting", False))
+        if not isinstance(overwrite, bool):
+            raise EngineHttpError(400, "'overwriteExisting' must be a boolean.")
+        self.core.deploy(xmls, overwrite=overwrite, identity=identity)
+        return Response(status_code=201)
+
+    async def list_definitions(self, request: Request) -> Response:
+        self.identity(request)
+        offset, limit = _paging(request)
+        definitions = self.core.process_definitions()
+        page = definitions[offset : offset + limit] if limit else definitions[offset:]
+        return JSONResponse({"processDefinitions": page, "totalCount": len(definitions)})
+
+    async def get_definition(self, request: Request) -> Response:
+        self.identity(request)
+        definition_id = request.path_params["definition_id"]
+        for definition in self.core.process_definitions():
+            if definition["processDefinitionId"] == definition_id:
+                return JSONResponse(definition)
+        raise EngineHttpError(404, f"Process definition '{definition_id}' not found.")
+
+    async def list_models(self, request: Request) -> Response:
+        self.identity(request)
+        offset, limit = _paging(request)
+        models = self.core.process_models()
+        page = models[offset : offset + limit] if limit else models[offset:]
+        return JSONResponse({"processModels": page, "totalCount": len(models)})
+
+    async def get_model(self, request: Request) -> Response:
+        self.identity(request)
+        return JSONResponse(self.core.process_model(request.path_params["process_model_id"]))
+
+    async def start(self, request: Request) -> Response:
+        identity = self.identity(request)
+        process_model_id = request.path_params["process_model_id"]
+        body = await self.read_json(request, required=False)
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            raise EngineHttpError(400, "The body must be a JSON object (ProcessStartRequest).")
+        if "processModelId" in body and body["processModelId"] != process_model_id:
+            raise EngineHttpError(400, "'processModelId' in the body differs from the one in the path.")
+        return_on = body.get("returnOn", 1)
+        if return_on not in (1, 2, 3) or isinstance(return_on, bool):
+            raise EngineHttpError(400, "'returnOn' must be 1 (created), 2 (finished) or 3 (end event reached).")
+        for key in ("startEventId", "correlationId", "endEventId"):
+            if key in body and body[key] is not None and not isinstance(body[key], str):
+                raise EngineHttpError(400, f"'{key}' must be a string.")
+        initial_token = body.get("initialToken", {})
+        answer = await self.core.start(
+            process_model_id,
+            identity=identity,
+            initial_token={} if initial_token is None else initial_token,
+            start_event_id=body.get("startEventId"),
+            correlation_id=body.get("correlationId"),
+            return_on=int(return_on),
+            end_event_id=body.get("endEventId"),
+        )
+        return JSONResponse(answer)
+
+    async def query_instances(self, request: Request) -> Response:
+        self.identity(request)
+        filters = _filters(request, PROCESS_INSTANCE_FILTER_COLUMNS)
+        for state in filters.get("state", ()):
+            if state not in PROCESS_STATES:
+                raise EngineHttpError(400, f"Unknown state '{state}'; one of: {', '.join(PROCESS_STATES)}.")
+        offset, limit = _paging(request)
+        items, total = self.core.query_instances(filters, offset, limit)
+        return JSONResponse({"processInstances": items, "totalCount": total})
+
+    async def terminate(self, request: Request) -> Response:
+        identity = self.identity(request)
+        self.core.terminate(request.path_params["process_instance_id"], identity)
+        return Response(status_code=204)
+
+    async def flow_node_instances(self, request: Request) -> Response:
+        identity = self.identity(request)
+        filters = _filters(request, FLOW_NODE_FILTER_COLUMNS)
+        for state in filters.get("state", ()):
+            if state not in FLOW_NODE_STATES:
+                raise EngineHttpError(400, f"Unknown state '{state}'; one of: {', '.join(FLOW_NODE_STATES)}.")
+        offset, limit = _paging(request)
+        sort_column, descending = _sort_settings(request)
+        include_count = _boolean(request, "includeCount", default=True)
+        items, total = self.core.query_flow_nodes(
+            FlowNodeQuery(
+                filters=filters,
+                offset=offset,
+                limit=limit,
+                sort_column=sort_column,
+                sort_descending=descending,
+                include_count=include_count,
+            ),
+            identity,
+        )
+        return JSONResponse({"flowNodeInstances": items, "totalCount": total if total is not None else len(items)})
+
+    async def reserve(self, request: Request) -> Response:
+        identity = self.identity(request)
+        body = await self.read_json(request)
+        owner = body.get("actualOwnerId") if isinstance(body, dict) else None
+        if not isinstance(owner, str) or not owner:
+            raise EngineHttpError(400, "The body must be {\"actualOwnerId\": \"<user id>\"} with a non-empty id.")
+        self.core.reserve(request.path_params["task_id"], owner, identity)
+        return Response(status_code=204)
+
+    async def cancel_reservation(self, request: Request) -> Response:
+        identity = self.identity(request)
+        self.core.cancel_reservation(request.path_params["task_id"], identity)
+        return Response(status_code=204)
+
+    async def finish(self, request: Request) -> Response:
+        identity = self.identity(request)
+        body = await self.read_json(request, required=False)
+        result = {} if body is None else body
+        if not isinstance(result, dict):
+            raise EngineHttpError(
+                400, f"The result must be a JSON object {{formFieldId: value}}, not {type(result).__name__}."
+            )
+        self.core.finish(request.path_params["task_id"], result, identity)
+        return Response(status_code=204)
+
+    def routes(self) -> list[BaseRoute]:
+        api: list[BaseRoute] = [
+            Route("/info", self.info, methods=["GET"]),
+            Route("/authority", self.authority_url, methods=["GET"]),
+            Route("/process_definitions", self.deploy, methods=["POST"]),
+            Route("/process_definitions", self.list_definitions, methods=["GET"]),
+            Route("/process_definitions/{definition_id}", self.get_definition, methods=["GET"]),
+            Route("/process_models", self.list_models, methods=["GET"]),
+            Route("/process_models/{process_model_id}", self.get_model, methods=["GET"]),
+            Route("/process_models/{process_model_id}/", self.get_model, methods=["GET"]),
+            Route("/process_models/{process_model_id}/start", self.start, methods=["POST"]),
+            Route("/process_instances/query", self.query_instances, methods=["GET"]),
+            Route("/process_instances/{process_instance_id}/terminate", self.terminate, methods=["PUT"]),
+            Route("/flow_node_instances", self.flow_node_instances, methods=["GET"]),
+            Route("/user_tasks/{task_id}/reserve", self.reserve, methods=["PUT"]),
+            Route("/user_tasks/{task_id}/cancel-reservation", self.cancel_reservation, methods=["DELETE"]),
+            Route("/user_tasks/{task_id}/finish", self.finish, methods=["PUT"]),
+            *long_polling_routes(self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait),
+        ]
+        return [
+            Mount(API_PREFIX, routes=api),
+            Mount("/authority", routes=self.authority.routes()),
+        ]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EngineHttpError)
+    return engine_error_response(exc.status, exc.message, additional_information=exc.additional_information)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"No route {request.method} {request.url.path}."
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(exc.detail)
+    response = engine_error_response(exc.status_code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return engine_error_response(500, "An unexpected error occurred in the engine; it has been logged.")
+
+
+def create_app(settings: EngineSettings, *, on_startup: Callable[[EngineApp], None] | None = None) -> ASGIApp:
+    """The whole engine as one ASGI app: the HTTP API, the authority, and Socket.IO at ``/socket.io``."""
+    engine = EngineApp(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await _maybe_await(on_startup, engine)
+        try:
+            yield
+        finally:
+            engine.close()
+
+    starlette_app = Starlette(
+        routes=engine.routes(),
+        exception_handlers={
+            EngineHttpError: _engine_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    starlette_app.state.engine = engine
+    sio = create_socketio_server(engine.bus, engine.resolver)
+    app: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
+    return app
+
+
+async def _maybe_await(func: Callable[[EngineApp], Any], engine: EngineApp) -> None:
+    result = func(engine)
+    if hasattr(result, "__await__"):
+        await result
+
+
+def _csv(request: Request, name: str) -> list[str]:
+    values: list[str] = []
+    for raw in request.query_params.getlist(name):
+        values.extend(part for part in raw.split(",") if part != "")
+    return values
+
+
+def _filters(request: Request, columns: Any) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for name in columns:
+        values = _csv(request, name)
+        if values:
+            filters[name] = values
+    return filters
+
+
+def _integer(request: Request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EngineHttpError(400, f"'{name}' must be a non-negative integer, not '{raw}'.") from None
+    if value < 0 or value != int(value) or value > 2**31:
+        raise EngineHttpError(400, f"'{name}' must be a non-negative integer, not '{raw}'.")
+    return int(value)
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    return _integer(request, "offset"), _integer(request, "limit")
+
+
+def _boolean(request: Request, name: str, *, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise EngineHttpError(400, f"'{name}' must be true or false, not '{raw}'.")
+
+
+def _sort_settings(request: Request) -> tuple[str | None, bool]:
+    raw = request.query_params.get("sortSettings")
+    if raw is None or raw == "":
+        return None, False
+    try:
+        settings = json.loads(raw)
+    except json.JSONDecodeError:
+        raise EngineHttpError(400, "'sortSettings' must be JSON like {\"sortBy\":\"createdAt\",\"sortDir\":\"DESC\"}.") from None
+    if not isinstance(settings, dict):
+        raise EngineHttpError(400, "'sortSettings' must be a JSON object with 'sortBy' and 'sortDir'.")
+    sort_by = settings.get("sortBy")
+    column = FLOW_NODE_SORT_COLUMNS.get(sort_by) if isinstance(sort_by, str) else None
+    if column is None:
+        raise EngineHttpError(
+            400, f"Cannot sort by {sort_by!r}; one of: {', '.join(sorted(FLOW_NODE_SORT_COLUMNS))}."
+        )
+    direction = str(settings.get("sortDir", "ASC")).upper()
+    if direction not in ("ASC", "DESC"):
+        raise EngineHttpError(400, f"'sortDir' must be ASC or DESC, not {settings.get('sortDir')!r}.")
+    return column, direction == "DESC"

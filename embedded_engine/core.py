@@ -1,0 +1,677 @@
+"""The engine's use cases: deploy, start, query, reserve, cancel, finish, terminate.
+
+HTTP lives in app.py, SQL in store.py, BPMN execution in bpmn.py; this module ties them together and owns the
+rules of the contract (``shared/engine-api.md``): who may see a task (lanes as claims), who may act on it, and
+which error answers which mistake.
+
+Every change of an instance runs synchronously on the event loop thread: load the workflow, advance it, write the
+result in one SQLite transaction, then publish the events. There is no ``await`` between load and commit, so two
+requests can never interleave on one instance, and a failure before the commit leaves nothing behind (the cached
+workflow object is dropped, the next request reloads the last committed state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cachetools import LRUCache
+
+from .authority import Identity
+from .bpmn import DeployError, InstanceSnapshot, ParsedDefinitions, ProcessModelDef, ProcessRunner, parse_definitions
+from .errors import EngineHttpError
+from .events import EventBus
+from .store import FLOW_NODE_FILTER_COLUMNS, FlowNodeQuery, LaneScope, Store
+
+log = logging.getLogger("embedded_engine")
+
+USER_TASK = "bpmn:UserTask"
+FLOW_NODE_STATES = ("running", "suspended", "finished", "terminated", "error", "canceled")
+PROCESS_STATES = ("running", "finished", "error", "terminated")
+ENDED_STATES = ("finished", "error", "terminated")
+
+
+def now_iso() -> str:
+    """Timestamps as JavaScript's ``Date.toISOString()`` writes them: the real engine is a Node.js program."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class _Waiter:
+    end_event_id: str | None
+    future: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _DeployedModel:
+    definition_id: str
+    digest: str
+    model: ProcessModelDef
+
+
+class EngineCore:
+    def __init__(self, store: Store, bus: EventBus, *, workflow_cache_size: int = 512) -> None:
+        self._store = store
+        self._bus = bus
+        self._parsed: dict[str, ParsedDefinitions] = {}
+        self._models: dict[str, _DeployedModel] = {}
+        self._known_lanes: set[str] = set()
+        self._runners: LRUCache[str, ProcessRunner] = LRUCache(maxsize=workflow_cache_size)
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._load_definitions()
+
+    def store_meta(self, key: str) -> str | None:
+        return self._store.get_meta(key)
+
+    def set_store_meta(self, key: str, value: str) -> None:
+        self._store.set_meta(key, value)
+
+    # -- definitions and models ---------------------------------------------------------------------------------
+
+    def _load_definitions(self) -> None:
+        for row in self._store.current_definitions():
+            parsed = self._parsed_by_hash(str(row["hash"]), str(row["xml"]))
+            self._index_models(parsed, str(row["hash"]))
+
+    def _parsed_by_hash(self, digest: str, xml: str | None = None) -> ParsedDefinitions:
+        parsed = self._parsed.get(digest)
+        if parsed is None:
+            text = xml if xml is not None else self._store.definition_xml(digest)
+            if text is None:
+                raise EngineHttpError(500, f"The process definition version {digest} is missing from the store.")
+            parsed = parse_definitions(text)
+            self._parsed[digest] = parsed
+            for model in parsed.process_models:
+                self._known_lanes.update(node.lane for node in model.flow_nodes if node.lane)
+        return parsed
+
+    def _index_models(self, parsed: ParsedDefinitions, digest: str) -> None:
+        for model in parsed.process_models:
+            self._models[model.process_model_id] = _DeployedModel(parsed.definitions_id, digest, model)
+
+    def deploy(self, xmls: Sequence[str], *, overwrite: bool, identity: Identity) -> None:
+        """Deploy one or several definitions files; all are validated before any is stored."""
+        self._require_write(identity)
+        parsed_files: list[tuple[ParsedDefinitions, str, str]] = []
+        for index, xml in enumerate(xmls):
+            try:
+                parsed = parse_definitions(xml)
+            except DeployError as exc:
+                info: dict[str, Any] = {"line": exc.line} if exc.line is not None else {}
+                if len(xmls) > 1:
+                    info["index"] = index
+                raise EngineHttpError(400, exc.message, additional_information=info or None) from exc
+            digest = hashlib.sha256(xml.encode()).hexdigest()
+            parsed_files.append((parsed, xml, digest))
+        current = {str(row["definition_id"]): str(row["hash"]) for row in self._store.current_definitions()}
+        for parsed, _xml, digest in parsed_files:
+            existing = current.get(parsed.definitions_id)
+            if existing is not None and existing != digest and not overwrite:
+                raise EngineHttpError(
+                    409,
+                    f"The process definition '{parsed.definitions_id}' is already deployed."
+                    " Set overwriteExisting to replace it.",
+                )
+            for model in parsed.process_models:
+                other = self._models.get(model.process_model_id)
+                if other is not None and other.definition_id != parsed.definitions_id:
+                    raise EngineHttpError(
+                        409,
+                        f"The process model '{model.process_model_id}' is already deployed as part of the"
+                        f" process definition '{other.definition_id}'.",
+                    )
+        stamp = now_iso()
+        with self._store.transaction():
+            for parsed, xml, digest in parsed_files:
+                if current.get(parsed.definitions_id) != digest:
+                    self._store.save_definition(parsed.definitions_id, xml, digest, stamp, identity.user_id)
+        for parsed, _xml, digest in parsed_files:
+            self._parsed[digest] = parsed
+            for model in parsed.process_models:
+                self._known_lanes.update(node.lane for node in model.flow_nodes if node.lane)
+            for model_id in [key for key, value in self._models.items() if value.definition_id == parsed.definitions_id]:
+                del self._models[model_id]
+            self._index_models(parsed, digest)
+
+    def process_models(self) -> list[dict[str, Any]]:
+        return [self._model_json(deployed) for deployed in sorted(self._models.values(), key=_model_sort_key)]
+
+    def process_model(self, process_model_id: str) -> dict[str, Any]:
+        return self._model_json(self._deployed(process_model_id))
+
+    def process_definitions(self) -> list[dict[str, Any]]:
+        result = []
+        for row in self._store.current_definitions():
+            models = [self._model_json(m) for m in self._models.values() if m.definition_id == row["definition_id"]]
+            result.append(
+                {
+                    "processDefinitionId": row["definition_id"],
+                    "xml": row["xml"],
+                    "hash": row["hash"],
+                    "processModels": models,
+                    "deployedAt": row["deployed_at"],
+                    "deployedByUserId": row["deployed_by"],
+                }
+            )
+        return result
+
+    def _deployed(self, process_model_id: str) -> _DeployedModel:
+        deployed = self._models.get(process_model_id)
+        if deployed is None:
+            raise EngineHttpError(404, f"Process model '{process_model_id}' not found.")
+        return deployed
+
+    def _model_json(self, deployed: _DeployedModel) -> dict[str, Any]:
+        model = deployed.model
+
+        def node(definition: Any) -> dict[str, Any]:
+            item: dict[str, Any] = {
+                "id": definition.id,
+                "name": definition.name,
+                "flowNodeType": definition.type,
+                "customProperties": {},
+                "processModelId": model.process_model_id,
+            }
+            if model.name:
+                item["processModelName"] = model.name
+            return item
+
+        result: dict[str, Any] = {
+            "processDefinitionId": deployed.definition_id,
+            "processModelId": model.process_model_id,
+            "isExecutable": model.is_executable,
+            "startEvents": [node(n) for n in model.start_events],
+            "endEvents": [node(n) for n in model.end_events],
+            "flowNodes": [node(n) for n in model.flow_nodes],
+            "hash": deployed.digest,
+        }
+        if model.name:
+            result["processModelName"] = model.name
+        return result
+
+    # -- process instances --------------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        process_model_id: str,
+        *,
+        identity: Identity,
+        initial_token: Any,
+        start_event_id: str | None,
+        correlation_id: str | None,
+        return_on: int,
+        end_event_id: str | None,
+    ) -> dict[str, Any]:
+        self._require_write(identity)
+        deployed = self._deployed(process_model_id)
+        if not deployed.model.is_executable:
+            raise EngineHttpError(400, f"Process model '{process_model_id}' is not executable.")
+        start_ids = [event.id for event in deployed.model.start_events]
+        if start_event_id is not None and start_event_id not in start_ids:
+            raise EngineHttpError(
+                400,
+                f"Process model '{process_model_id}' has no start event '{start_event_id}'"
+                f" (start events: {', '.join(start_ids) or 'none'}).",
+            )
+        end_ids = [event.id for event in deployed.model.end_events]
+        if return_on == 3 and end_event_id not in end_ids:
+            raise EngineHttpError(
+                400,
+                f"returnOn 3 needs an endEventId of process model '{process_model_id}'"
+                f" (end events: {', '.join(end_ids) or 'none'}).",
+            )
+        parsed = self._parsed_by_hash(deployed.digest)
+        runner = ProcessRunner.start(
+            parsed, process_model_id, initial_token=initial_token, start_event_id=start_event_id
+        )
+        process_instance_id = str(uuid.uuid4())
+        correlation = correlation_id or str(uuid.uuid4())
+        stamp = now_iso()
+        snapshot = runner.snapshot()
+        future: asyncio.Future[dict[str, Any]] | None = None
+        if return_on in (2, 3):
+            future = asyncio.get_running_loop().create_future()
+            waiter = _Waiter(end_event_id if return_on == 3 else None, future)
+            self._waiters.setdefault(process_instance_id, []).append(waiter)
+        events: list[tuple[str, dict[str, Any], str | None]] = []
+        try:
+            with self._store.transaction():
+                self._store.insert_instance(
+                    {
+                        "process_instance_id": process_instance_id,
+                        "process_model_id": process_model_id,
+                        "process_model_name": deployed.model.name,
+                        "definition_id": deployed.definition_id,
+                        "definition_hash": deployed.digest,
+                        "correlation_id": correlation,
+                        "owner_id": identity.user_id,
+                        "started_by_root": int(identity.anonymous),
+                        "state": "running",
+                        "error": None,
+                        "start_event_id": start_event_id or (start_ids[0] if start_ids else None),
+                        "created_at": stamp,
+                        "workflow": "",
+                    }
+                )
+                instance = self._store.get_instance(process_instance_id)
+                assert instance is not None
+                events = self._apply_snapshot(instance, runner, snapshot, stamp)
+        except BaseException:
+            self._waiters.pop(process_instance_id, None)
+            raise
+        self._runners[process_instance_id] = runner
+        self._publish_all(events)
+        self._resolve_waiters(process_instance_id, snapshot)
+        if future is None:
+            return {"processInstanceId": process_instance_id, "correlationId": correlation}
+        return await future
+
+    def _resolve_waiters(self, process_instance_id: str, snapshot: InstanceSnapshot) -> None:
+        waiters = self._waiters.get(process_instance_id)
+        if not waiters:
+            return
+        instance = self._store.get_instance(process_instance_id)
+        assert instance is not None
+        reached_end_events = {
+            node.flow_node_id
+            for node in snapshot.flow_node_instances
+            if node.flow_node_type == "bpmn:EndEvent" and node.state == "finished"
+        }
+        remaining: list[_Waiter] = []
+        for waiter in waiters:
+            if waiter.future.done():
+                continue
+            if snapshot.state == "error":
+                message = (snapshot.error or {}).get("message", "The process instance failed.")
+                waiter.future.set_exception(
+                    EngineHttpError(
+                        500,
+                        f"Process instance '{process_instance_id}' failed: {message}",
+                        additional_information={"processInstanceId": process_instance_id, "error": snapshot.error},
+                    )
+                )
+            elif snapshot.state == "terminated":
+                waiter.future.set_exception(
+                    EngineHttpError(410, f"Process instance '{process_instance_id}' was terminated.")
+                )
+            elif waiter.end_event_id is not None and waiter.end_event_id in reached_end_events:
+                waiter.future.set_result(self._start_answer(instance, waiter.end_event_id, snapshot))
+            elif snapshot.state == "finished":
+                waiter.future.set_result(self._start_answer(instance, snapshot.end_event_id, snapshot))
+            else:
+                remaining.append(waiter)
+        if remaining:
+            self._waiters[process_instance_id] = remaining
+        else:
+            self._waiters.pop(process_instance_id, None)
+
+    @staticmethod
+    def _start_answer(instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "processInstanceId": instance["process_instance_id"],
+            "correlationId": instance["correlation_id"],
+        }
+        if end_event_id is not None:
+            answer["endEventId"] = end_event_id
+            token = snap.end_token
+            for node in snap.flow_node_instances:
+                if node.flow_node_id == end_event_id and node.state == "finished":
+                    token = node.end_token if node.end_token is not None else node.start_token
+            answer["tokenPayload"] = token if token is not None else {}
+        return answer
+
+    def query_instances(
+        self, filters: Mapping[str, Sequence[str]], offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        rows, total = self._store.query_instances(filters, offset, limit)
+        return [self._instance_json(row) for row in rows], total
+
+    def _instance_json(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "processInstanceId": row["process_instance_id"],
+            "processModelId": row["process_model_id"],
+            "processDefinitionId": row["definition_id"],
+            "hash": row["definition_hash"],
+            "correlationId": row["correlation_id"],
+            "ownerId": row["owner_id"],
+            "startedByRootAccessToken": row["started_by_root"],
+            "state": row["state"],
+            "error": row["error"] or {},
+            "createdAt": row["created_at"],
+        }
+        optional = {
+            "processModelName": row["process_model_name"],
+            "startEventId": row["start_event_id"],
+            "endEventId": row["end_event_id"],
+            "finishedAt": row["finished_at"],
+            "terminatedByUserId": row["terminated_by"],
+        }
+        item.update({key: value for key, value in optional.items() if value is not None})
+        if row["state"] == "finished":
+            item["endToken"] = row["end_token"] if row["end_token"] is not None else {}
+        return item
+
+    def terminate(self, process_instance_id: str, identity: Identity) -> None:
+        self._require_write(identity)
+        instance = self._store.get_instance(process_instance_id)
+        if instance is None:
+            raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
+        if instance["state"] in ENDED_STATES:
+            raise EngineHttpError(
+                409, f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}')."
+            )
+
+        def act(runner: ProcessRunner) -> None:
+            runner.terminate()
+
+        self._advance(instance, act, terminated_by=identity.user_id)
+
+    # -- user tasks ---------------------------------------------------------------------------------------------
+
+    def query_flow_nodes(self, query: FlowNodeQuery, identity: Identity) -> tuple[list[dict[str, Any]], int | None]:
+        scope = LaneScope(None if identity.is_admin else frozenset(self._visible_lanes(identity)))
+        rows, total = self._store.query_flow_nodes(
+            FlowNodeQuery(
+                filters=query.filters,
+                offset=query.offset,
+                limit=query.limit,
+                sort_column=query.sort_column,
+                sort_descending=query.sort_descending,
+                include_count=query.include_count,
+                scope=scope,
+            )
+        )
+        return [flow_node_json(row) for row in rows], total
+
+    def _visible_lanes(self, identity: Identity) -> set[str]:
+        return {lane for lane in self._known_lanes if identity.can_see_lane(lane)}
+
+    def _visible_user_task(self, flow_node_instance_id: str, identity: Identity) -> dict[str, Any]:
+        row = self._store.get_flow_node(flow_node_instance_id)
+        if row is None or row["flow_node_type"] != USER_TASK or not identity.can_see_lane(row["flow_node_lane"]):
+            raise EngineHttpError(404, f"User task '{flow_node_instance_id}' not found.")
+        if row["state"] != "suspended":
+            raise EngineHttpError(
+                404,
+                f"User task '{flow_node_instance_id}' is not waiting (state '{row['state']}').",
+                additional_information={"state": row["state"]},
+            )
+        return row
+
+    def reserve(self, flow_node_instance_id: str, actual_owner_id: str, identity: Identity) -> None:
+        self._require_write(identity)
+        row = self._visible_user_task(flow_node_instance_id, identity)
+        current = row["actual_owner_id"]
+        if current is not None and current != actual_owner_id:
+            raise EngineHttpError(
+                409,
+                f"User task '{flow_node_instance_id}' is already reserved for another user.",
+                additional_information={"actualOwnerId": current},
+            )
+        if current == actual_owner_id:
+            return
+        self._store.update_flow_node(flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso())
+        row["actual_owner_id"] = actual_owner_id
+        self._publish("user_task_reserved", self._task_event(row), row["flow_node_lane"])
+
+    def cancel_reservation(self, flow_node_instance_id: str, identity: Identity) -> None:
+        self._require_write(identity)
+        row = self._visible_user_task(flow_node_instance_id, identity)
+        current = row["actual_owner_id"]
+        if current is None:
+            return
+        if current != identity.user_id and not identity.is_admin:
+            raise EngineHttpError(
+                409,
+                f"User task '{flow_node_instance_id}' is reserved for another user; only that user or an admin"
+                " can cancel the reservation.",
+                additional_information={"actualOwnerId": current},
+            )
+        self._store.update_flow_node(flow_node_instance_id, actual_owner_id=None, updated_at=now_iso())
+        row["actual_owner_id"] = None
+        self._publish("user_task_reservation_canceled", self._task_event(row), row["flow_node_lane"])
+
+    def finish(self, flow_node_instance_id: str, result: dict[str, Any], identity: Identity) -> None:
+        self._require_write(identity)
+        row = self._visible_user_task(flow_node_instance_id, identity)
+        owner = row["actual_owner_id"]
+        if owner is not None and owner != identity.user_id:
+            raise EngineHttpError(
+                409,
+                f"User task '{flow_node_instance_id}' is reserved for another user; it can only be finished by"
+                " that user, or after the reservation is cancelled.",
+                additional_information={"actualOwnerId": owner},
+            )
+        instance = self._store.get_instance(str(row["process_instance_id"]))
+        if instance is None:
+            raise EngineHttpError(500, f"The process instance of user task '{flow_node_instance_id}' is missing.")
+
+        def act(runner: ProcessRunner) -> None:
+            runner.finish_user_task(flow_node_instance_id, result)
+
+        self._advance(
+            instance,
+            act,
+            finished_task=(flow_node_instance_id, identity.user_id, result),
+        )
+
+    # -- advancing an instance ----------------------------------------------------------------------------------
+
+    def _runner(self, instance: Mapping[str, Any]) -> ProcessRunner:
+        process_instance_id = str(instance["process_instance_id"])
+        runner = self._runners.get(process_instance_id)
+        if runner is None:
+            parsed = self._parsed_by_hash(str(instance["definition_hash"]))
+            runner = ProcessRunner.load(parsed, str(instance["process_model_id"]), str(instance["workflow"]))
+            self._runners[process_instance_id] = runner
+        return runner
+
+    def _advance(
+        self,
+        instance: Mapping[str, Any],
+        act: Any,
+        *,
+        finished_task: tuple[str, str, dict[str, Any]] | None = None,
+        terminated_by: str | None = None,
+    ) -> None:
+        process_instance_id = str(instance["process_instance_id"])
+        runner = self._runner(instance)
+        try:
+            act(runner)
+            snapshot = runner.snapshot()
+            stamp = now_iso()
+            with self._store.transaction():
+                events = self._apply_snapshot(
+                    instance, runner, snapshot, stamp, finished_task=finished_task, terminated_by=terminated_by
+                )
+        except KeyError as exc:
+            self._runners.pop(process_instance_id, None)
+            raise EngineHttpError(404, f"User task {exc} is not waiting in its process instance.") from exc
+        except BaseException:
+            # The in-memory workflow may be half-advanced: forget it; the store still has the committed state.
+            self._runners.pop(process_instance_id, None)
+            raise
+        self._publish_all(events)
+        self._resolve_waiters(process_instance_id, snapshot)
+
+    def _apply_snapshot(
+        self,
+        instance: Mapping[str, Any],
+        runner: ProcessRunner,
+        snapshot: InstanceSnapshot,
+        stamp: str,
+        *,
+        finished_task: tuple[str, str, dict[str, Any]] | None = None,
+        terminated_by: str | None = None,
+    ) -> list[tuple[str, dict[str, Any], str | None]]:
+        """Write the instance's new state; return the events to publish once the transaction is committed."""
+        process_instance_id = str(instance["process_instance_id"])
+        existing = self._store.flow_nodes_of_instance(process_instance_id)
+        events: list[tuple[str, dict[str, Any], str | None]] = []
+        for node in snapshot.flow_node_instances:
+            old = existing.get(node.flow_node_instance_id)
+            if old is not None and old["state"] == node.state and old["end_token"] == node.end_token:
+                continue
+            ended = node.state in ("finished", "terminated", "error", "canceled")
+            row: dict[str, Any] = {
+                "flow_node_instance_id": node.flow_node_instance_id,
+                "flow_node_id": node.flow_node_id,
+                "flow_node_name": node.flow_node_name or node.flow_node_id,
+                "flow_node_type": node.flow_node_type,
+                "flow_node_lane": node.flow_node_lane,
+                "event_type": getattr(node, "event_type", None),
+                "state": node.state,
+                "process_instance_id": process_instance_id,
+                "process_model_id": instance["process_model_id"],
+                "process_model_name": instance["process_model_name"],
+                "process_definition_id": instance["definition_id"],
+                "correlation_id": instance["correlation_id"],
+                "owner_id": instance["owner_id"],
+                "parent_process_instance_id": None,
+                "previous_flow_node_instance_id": node.previous_flow_node_instance_id,
+                "start_token": node.start_token if node.start_token is not None else {},
+                "end_token": node.end_token,
+                "user_task_config": node.user_task_config,
+                "actual_owner_id": old["actual_owner_id"] if old else None,
+                "finished_by_user_id": old["finished_by_user_id"] if old else None,
+                "error": node.error,
+                "created_at": old["created_at"] if old else stamp,
+                "updated_at": stamp,
+                "finished_at": (old["finished_at"] if old and old["finished_at"] else stamp) if ended else None,
+            }
+            if finished_task is not None and node.flow_node_instance_id == finished_task[0]:
+                row["finished_by_user_id"] = finished_task[1]
+            self._store.upsert_flow_node(row)
+            if node.flow_node_type == USER_TASK:
+                message = self._task_event(row, current_token=node.start_token)
+                if node.state == "suspended" and (old is None or old["state"] != "suspended"):
+                    events.append(("user_task_waiting", message, node.flow_node_lane))
+                elif node.state == "finished" and (old is None or old["state"] != "finished"):
+                    message["currentToken"] = node.end_token
+                    message["userTaskResult"] = (
+                        finished_task[2]
+                        if finished_task and finished_task[0] == node.flow_node_instance_id
+                        else node.end_token
+                    )
+                    events.append(("user_task_finished", message, node.flow_node_lane))
+        fields: dict[str, Any] = {"state": snapshot.state, "workflow": runner.serialize(), "error": snapshot.error}
+        if snapshot.state in ENDED_STATES and instance["state"] not in ENDED_STATES:
+            fields["finished_at"] = stamp
+            process_message = self._process_event(instance, snapshot)
+            name = {"finished": "process_ended", "error": "process_error", "terminated": "process_terminated"}
+            events.append((name[snapshot.state], process_message, None))
+        if snapshot.state == "finished":
+            fields["end_event_id"] = snapshot.end_event_id
+            fields["end_token"] = snapshot.end_token
+        if terminated_by is not None:
+            fields["terminated_by"] = terminated_by
+        if snapshot.state == "error" and instance["state"] != "error":
+            log.warning("process instance %s failed: %s", process_instance_id, snapshot.error)
+        self._store.update_instance(process_instance_id, **fields)
+        return events
+
+    # -- events -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _task_event(row: Mapping[str, Any], *, current_token: Any = None) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "correlationId": row["correlation_id"],
+            "processDefinitionId": row["process_definition_id"],
+            "processModelId": row["process_model_id"],
+            "processInstanceId": row["process_instance_id"],
+            "ownerId": row["owner_id"],
+            "currentToken": current_token if current_token is not None else row["start_token"],
+            "flowNodeId": row["flow_node_id"],
+            "flowNodeName": row["flow_node_name"],
+            "flowNodeType": row["flow_node_type"],
+            "flowNodeInstanceId": row["flow_node_instance_id"],
+        }
+        if row.get("flow_node_lane"):
+            message["flowNodeLane"] = row["flow_node_lane"]
+        if row.get("process_model_name"):
+            message["processModelName"] = row["process_model_name"]
+        if row.get("actual_owner_id"):
+            message["actualOwnerId"] = row["actual_owner_id"]
+        return message
+
+    @staticmethod
+    def _process_event(instance: Mapping[str, Any], snapshot: InstanceSnapshot) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "correlationId": instance["correlation_id"],
+            "processDefinitionId": instance["definition_id"],
+            "processModelId": instance["process_model_id"],
+            "processInstanceId": instance["process_instance_id"],
+            "ownerId": instance["owner_id"],
+            "currentToken": snapshot.end_token if snapshot.end_token is not None else {},
+        }
+        if snapshot.end_event_id:
+            message["flowNodeId"] = snapshot.end_event_id
+        if snapshot.error:
+            message["error"] = snapshot.error
+        return message
+
+    def _publish(self, name: str, message: dict[str, Any], lane: str | None) -> None:
+        try:
+            self._bus.publish(name, message, lane=lane)
+        except Exception:  # an event consumer must never fail a committed write
+            log.exception("publishing %s failed", name)
+
+    def _publish_all(self, events: Sequence[tuple[str, dict[str, Any], str | None]]) -> None:
+        for name, message, lane in events:
+            self._publish(name, message, lane)
+
+    # -- rules --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_write(identity: Identity) -> None:
+        if identity.is_admin or "engine_write" in identity.scopes:
+            return
+        raise EngineHttpError(403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action.")
+
+
+def _model_sort_key(deployed: _DeployedModel) -> str:
+    return deployed.model.process_model_id
+
+
+def flow_node_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A flow node instance as the real engine serializes it: optional fields without a value are left out."""
+    item: dict[str, Any] = {
+        "flowNodeInstanceId": row["flow_node_instance_id"],
+        "flowNodeId": row["flow_node_id"],
+        "flowNodeName": row["flow_node_name"],
+        "flowNodeType": row["flow_node_type"],
+        "state": row["state"],
+        "processDefinitionId": row["process_definition_id"],
+        "processModelId": row["process_model_id"],
+        "processInstanceId": row["process_instance_id"],
+        "correlationId": row["correlation_id"],
+        "ownerId": row["owner_id"],
+        "startToken": row["start_token"],
+        "startedAt": row["created_at"],
+    }
+    optional = {
+        "flowNodeLane": row["flow_node_lane"],
+        "eventType": row["event_type"],
+        "processModelName": row["process_model_name"],
+        "parentProcessInstanceId": row["parent_process_instance_id"],
+        "previousFlowNodeInstanceId": row["previous_flow_node_instance_id"],
+        "endToken": row["end_token"],
+        "finishedAt": row["finished_at"],
+        "actualOwnerId": row["actual_owner_id"],
+        "finishedByUserId": row["finished_by_user_id"],
+        "error": row["error"],
+        "userTaskConfig": row["user_task_config"],
+    }
+    item.update({key: value for key, value in optional.items() if value is not None})
+    if row["flow_node_type"] == USER_TASK and "userTaskConfig" not in item:
+        item["userTaskConfig"] = {"formFields": []}
+    return item
+
+
+FILTER_NAMES = tuple(FLOW_NODE_FILTER_COLUMNS)

@@ -1,0 +1,397 @@
+"""SQLite persistence of the embedded engine.
+
+Why SQLite in WAL mode with ``synchronous=FULL``: every acknowledged write (a 201 or a 204) is on disk before the
+answer leaves, readers never block the writer, and one file under ``--data-dir`` is all the state there is.
+
+Every state change of a process instance (its serialized workflow, its row, and the rows of the flow node
+instances it touched) is written in ONE transaction (:meth:`Store.transaction`), so a crash in the middle of a
+write leaves the instance as it was before the request, never half-advanced.
+
+User tasks are flow node instances. The table ``flow_node_instances`` is the task index: every filter of
+``GET /flow_node_instances`` is a column with an index, so a filtered page costs O(page), not O(all instances).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS definitions (
+    definition_id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    deployed_at TEXT NOT NULL,
+    deployed_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS definition_versions (
+    hash TEXT PRIMARY KEY,
+    definition_id TEXT NOT NULL,
+    xml TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS process_instances (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    process_instance_id TEXT NOT NULL UNIQUE,
+    process_model_id TEXT NOT NULL,
+    process_model_name TEXT,
+    definition_id TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    started_by_root INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    error_json TEXT,
+    start_event_id TEXT,
+    end_event_id TEXT,
+    end_token_json TEXT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    terminated_by TEXT,
+    workflow TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pi_model ON process_instances (process_model_id, seq);
+CREATE INDEX IF NOT EXISTS pi_corr ON process_instances (correlation_id, seq);
+CREATE INDEX IF NOT EXISTS pi_state ON process_instances (state, seq);
+CREATE TABLE IF NOT EXISTS flow_node_instances (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow_node_instance_id TEXT NOT NULL UNIQUE,
+    flow_node_id TEXT NOT NULL,
+    flow_node_name TEXT NOT NULL,
+    flow_node_type TEXT NOT NULL,
+    flow_node_lane TEXT,
+    event_type TEXT,
+    state TEXT NOT NULL,
+    process_instance_id TEXT NOT NULL,
+    process_model_id TEXT NOT NULL,
+    process_model_name TEXT,
+    process_definition_id TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    parent_process_instance_id TEXT,
+    previous_flow_node_instance_id TEXT,
+    start_token_json TEXT NOT NULL,
+    end_token_json TEXT,
+    user_task_config_json TEXT,
+    actual_owner_id TEXT,
+    finished_by_user_id TEXT,
+    error_json TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS fni_type_state ON flow_node_instances (flow_node_type, state, seq);
+CREATE INDEX IF NOT EXISTS fni_instance ON flow_node_instances (process_instance_id, seq);
+CREATE INDEX IF NOT EXISTS fni_model ON flow_node_instances (process_model_id, state, seq);
+CREATE INDEX IF NOT EXISTS fni_node ON flow_node_instances (flow_node_id, state, seq);
+CREATE INDEX IF NOT EXISTS fni_lane ON flow_node_instances (flow_node_lane, state, seq);
+CREATE INDEX IF NOT EXISTS fni_corr ON flow_node_instances (correlation_id, seq);
+CREATE INDEX IF NOT EXISTS fni_owner ON flow_node_instances (actual_owner_id, state, seq);
+CREATE INDEX IF NOT EXISTS fni_created ON flow_node_instances (created_at, seq);
+"""
+
+# API filter name -> column. Each filter takes one value or several, comma-joined.
+FLOW_NODE_FILTER_COLUMNS: Mapping[str, str] = {
+    "flowNodeInstanceId": "flow_node_instance_id",
+    "flowNodeId": "flow_node_id",
+    "flowNodeName": "flow_node_name",
+    "flowNodeLane": "flow_node_lane",
+    "flowNodeType": "flow_node_type",
+    "eventType": "event_type",
+    "correlationId": "correlation_id",
+    "processDefinitionId": "process_definition_id",
+    "processModelId": "process_model_id",
+    "processModelName": "process_model_name",
+    "processInstanceId": "process_instance_id",
+    "parentProcessInstanceId": "parent_process_instance_id",
+    "previousFlowNodeInstanceId": "previous_flow_node_instance_id",
+    "ownerId": "owner_id",
+    "state": "state",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+}
+
+# sortSettings.sortBy -> column
+FLOW_NODE_SORT_COLUMNS: Mapping[str, str] = {
+    "flowNodeInstanceId": "flow_node_instance_id",
+    "flowNodeId": "flow_node_id",
+    "flowNodeName": "flow_node_name",
+    "flowNodeLane": "flow_node_lane",
+    "flowNodeType": "flow_node_type",
+    "state": "state",
+    "processModelId": "process_model_id",
+    "processModelName": "process_model_name",
+    "processInstanceId": "process_instance_id",
+    "processDefinitionId": "process_definition_id",
+    "correlationId": "correlation_id",
+    "ownerId": "owner_id",
+    "actualOwnerId": "actual_owner_id",
+    "createdAt": "created_at",
+    "startedAt": "created_at",
+    "updatedAt": "updated_at",
+    "finishedAt": "finished_at",
+}
+
+PROCESS_INSTANCE_FILTER_COLUMNS: Mapping[str, str] = {
+    "processInstanceId": "process_instance_id",
+    "processModelId": "process_model_id",
+    "processDefinitionId": "definition_id",
+    "correlationId": "correlation_id",
+    "state": "state",
+    "ownerId": "owner_id",
+}
+
+
+@dataclass(frozen=True)
+class LaneScope:
+    """Which lanes a caller may see: ``None`` means every lane (admin); otherwise tasks without a lane plus these."""
+
+    visible_lanes: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class FlowNodeQuery:
+    filters: Mapping[str, Sequence[str]]
+    offset: int = 0
+    limit: int = 0
+    sort_column: str | None = None
+    sort_descending: bool = False
+    include_count: bool = True
+    scope: LaneScope = LaneScope(None)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Store:
+    """All SQL of the engine. Synchronous by design: calls are short, and the engine runs them on its loop thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        self._in_transaction = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of work: everything inside is committed together or not at all."""
+        with self._lock:
+            if self._in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._in_transaction = False
+
+    # -- meta ---------------------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- definitions --------------------------------------------------------------------------------------------
+
+    def save_definition(self, definition_id: str, xml: str, digest: str, deployed_at: str, deployed_by: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO definition_versions (hash, definition_id, xml) VALUES (?, ?, ?)",
+                (digest, definition_id, xml),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO definitions (definition_id, hash, deployed_at, deployed_by)"
+                " VALUES (?, ?, ?, ?)",
+                (definition_id, digest, deployed_at, deployed_by),
+            )
+
+    def delete_definition(self, definition_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM definitions WHERE definition_id = ?", (definition_id,))
+
+    def current_definitions(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT d.definition_id, d.hash, d.deployed_at, d.deployed_by, v.xml FROM definitions d"
+            " JOIN definition_versions v ON v.hash = d.hash ORDER BY d.deployed_at, d.definition_id"
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def definition_xml(self, digest: str) -> str | None:
+        row = self._db.execute("SELECT xml FROM definition_versions WHERE hash = ?", (digest,)).fetchone()
+        return None if row is None else str(row["xml"])
+
+    # -- process instances --------------------------------------------------------------------------------------
+
+    def insert_instance(self, row: Mapping[str, Any]) -> None:
+        values = dict(row)
+        values["error_json"] = _dumps(values.pop("error")) if values.get("error") is not None else None
+        values.pop("error", None)
+        values["end_token_json"] = _dumps(values.pop("end_token", None))
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        with self.transaction():
+            self._db.execute(f"INSERT INTO process_instances ({columns}) VALUES ({marks})", values)
+
+    def update_instance(self, process_instance_id: str, **fields: Any) -> None:
+        values = dict(fields)
+        if "error" in values:
+            error = values.pop("error")
+            values["error_json"] = None if error is None else _dumps(error)
+        if "end_token" in values:
+            values["end_token_json"] = _dumps(values.pop("end_token"))
+        assignments = ", ".join(f"{key} = :{key}" for key in values)
+        values["process_instance_id"] = process_instance_id
+        with self.transaction():
+            self._db.execute(
+                f"UPDATE process_instances SET {assignments} WHERE process_instance_id = :process_instance_id",
+                values,
+            )
+
+    def get_instance(self, process_instance_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM process_instances WHERE process_instance_id = ?", (process_instance_id,)
+        ).fetchone()
+        return None if row is None else _instance_row(row)
+
+    def count_instances(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM process_instances").fetchone()[0])
+
+    def query_instances(
+        self, filters: Mapping[str, Sequence[str]], offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, params = _where(filters, PROCESS_INSTANCE_FILTER_COLUMNS)
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM process_instances {where}", params).fetchone()[0])
+        sql = f"SELECT * FROM process_instances {where} ORDER BY seq LIMIT ? OFFSET ?"
+        rows = self._db.execute(sql, [*params, limit if limit > 0 else -1, offset]).fetchall()
+        return [_instance_row(row) for row in rows], total
+
+    def instance_ids_in_state(self, state: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT process_instance_id FROM process_instances WHERE state = ? ORDER BY seq", (state,)
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    # -- flow node instances ------------------------------------------------------------------------------------
+
+    def upsert_flow_node(self, row: Mapping[str, Any]) -> None:
+        values = dict(row)
+        values["start_token_json"] = _dumps(values.pop("start_token"))
+        end_token = values.pop("end_token", None)
+        values["end_token_json"] = None if end_token is None else _dumps(end_token)
+        config = values.pop("user_task_config", None)
+        values["user_task_config_json"] = None if config is None else _dumps(config)
+        error = values.pop("error", None)
+        values["error_json"] = None if error is None else _dumps(error)
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        updates = ", ".join(f"{key} = excluded.{key}" for key in values if key != "flow_node_instance_id")
+        with self.transaction():
+            self._db.execute(
+                f"INSERT INTO flow_node_instances ({columns}) VALUES ({marks})"
+                f" ON CONFLICT (flow_node_instance_id) DO UPDATE SET {updates}",
+                values,
+            )
+
+    def update_flow_node(self, flow_node_instance_id: str, **fields: Any) -> None:
+        assignments = ", ".join(f"{key} = :{key}" for key in fields)
+        values = dict(fields, flow_node_instance_id=flow_node_instance_id)
+        with self.transaction():
+            self._db.execute(
+                f"UPDATE flow_node_instances SET {assignments} WHERE flow_node_instance_id = :flow_node_instance_id",
+                values,
+            )
+
+    def get_flow_node(self, flow_node_instance_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM flow_node_instances WHERE flow_node_instance_id = ?", (flow_node_instance_id,)
+        ).fetchone()
+        return None if row is None else _flow_node_row(row)
+
+    def flow_nodes_of_instance(self, process_instance_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT * FROM flow_node_instances WHERE process_instance_id = ? ORDER BY seq", (process_instance_id,)
+        ).fetchall()
+        return {str(row["flow_node_instance_id"]): _flow_node_row(row) for row in rows}
+
+    def query_flow_nodes(self, query: FlowNodeQuery) -> tuple[list[dict[str, Any]], int | None]:
+        where, params = _where(query.filters, FLOW_NODE_FILTER_COLUMNS)
+        lanes = query.scope.visible_lanes
+        if lanes is not None:
+            marks = ", ".join("?" for _ in lanes)
+            clause = f"(flow_node_lane IS NULL OR flow_node_lane IN ({marks}))" if lanes else "flow_node_lane IS NULL"
+            where = f"{where} AND {clause}" if where else f"WHERE {clause}"
+            params.extend(sorted(lanes))
+        order = "seq"
+        if query.sort_column is not None:
+            direction = "DESC" if query.sort_descending else "ASC"
+            order = f"{query.sort_column} {direction}, seq {direction}"
+        sql = f"SELECT * FROM flow_node_instances {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        rows = self._db.execute(sql, [*params, query.limit if query.limit > 0 else -1, query.offset]).fetchall()
+        total: int | None = None
+        if query.include_count:
+            total = int(self._db.execute(f"SELECT COUNT(*) FROM flow_node_instances {where}", params).fetchone()[0])
+        return [_flow_node_row(row) for row in rows], total
+
+
+def _where(filters: Mapping[str, Sequence[str]], columns: Mapping[str, str]) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name, values in filters.items():
+        column = columns[name]
+        if len(values) == 1:
+            clauses.append(f"{column} = ?")
+        else:
+            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _instance_row(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["error"] = _loads(data.pop("error_json"))
+    data["end_token"] = _loads(data.pop("end_token_json"))
+    data["started_by_root"] = bool(data["started_by_root"])
+    return data
+
+
+def _flow_node_row(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["start_token"] = _loads(data.pop("start_token_json"))
+    data["end_token"] = _loads(data.pop("end_token_json"))
+    data["user_task_config"] = _loads(data.pop("user_task_config_json"))
+    data["error"] = _loads(data.pop("error_json"))
+    return data

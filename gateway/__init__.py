@@ -1,0 +1,1 @@
+"""ProcessCube Task Gateway."""

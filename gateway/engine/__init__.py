@@ -1,0 +1,82 @@
+"""Async client for the user tasks of a ProcessCube engine (the seed's `UserTaskClient`, done properly).
+
+    async with UserTaskClient("http://localhost:8000") as client:
+        for task in await client.get_user_tasks():
+            await client.finish_user_task(task["userTaskInstanceId"], {"approved": True})
+
+Every failure is a `ProcessCubeException`; the tree is drawn in `gateway.engine.errors`.
+"""
+
+from __future__ import annotations
+
+from .auth import (
+    ANONYMOUS_TOKEN,
+    CallableTokenProvider,
+    ClientCredentialsProvider,
+    StaticTokenProvider,
+    TokenProvider,
+)
+from .client import DEFAULT_TIMEOUT, UserTaskClient, UserTaskFilters
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    EngineError,
+    EngineServerError,
+    EngineTimeoutError,
+    EngineUnavailableError,
+    ForbiddenError,
+    GoneError,
+    InternalServerError,
+    LockedError,
+    NotFoundError,
+    OutcomeUnknownError,
+    ProcessCubeException,
+    ProtocolError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+    UnprocessableEntityError,
+    map_engine_errors,
+)
+from .events import UserTaskEventStream
+from .loop import get_or_create_loop
+from .retry import RetryPolicy
+from .wire import USER_TASK_EVENTS, TaskPage, UserTaskEvent
+
+__all__ = [
+    "ANONYMOUS_TOKEN",
+    "DEFAULT_TIMEOUT",
+    "USER_TASK_EVENTS",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallableTokenProvider",
+    "ClientCredentialsProvider",
+    "ConfigurationError",
+    "ConflictError",
+    "EngineError",
+    "EngineServerError",
+    "EngineTimeoutError",
+    "EngineUnavailableError",
+    "ForbiddenError",
+    "GoneError",
+    "InternalServerError",
+    "LockedError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "ProcessCubeException",
+    "ProtocolError",
+    "RetryPolicy",
+    "ServiceUnavailableError",
+    "StaticTokenProvider",
+    "TaskPage",
+    "TokenProvider",
+    "UnauthorizedError",
+    "UnprocessableEntityError",
+    "UserTaskClient",
+    "UserTaskEvent",
+    "UserTaskEventStream",
+    "UserTaskFilters",
+    "get_or_create_loop",
+    "map_engine_errors",
+]

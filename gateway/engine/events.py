@@ -1,0 +1,238 @@
+"""The engine's user task notifications as an async iterator.
+
+Socket.IO first (namespace `/api`, path `/socket.io`, the raw token in an `Authorization` header: what the
+official TypeScript client does), long polling (`GET /notifications/long_polling/{event}`) as the fallback
+when the engine offers no Socket.IO. A dropped connection is re-established with backoff; failures that a
+reconnect cannot fix (refused credentials, an engine without notifications) end the iteration with the
+error. Events that happen while disconnected are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    EngineError,
+    EngineServerError,
+    EngineTimeoutError,
+    ProcessCubeException,
+)
+from .retry import RetryPolicy
+from .wire import UserTaskEvent, event_from_wire
+
+__all__ = ["EventMode", "UserTaskEventStream"]
+
+logger = logging.getLogger("gateway.engine.events")
+
+EventMode = Literal["auto", "socketio", "long_polling"]
+
+_STOP = object()
+
+
+def _fatal(exc: ProcessCubeException) -> bool:
+    """Errors that reconnecting cannot fix."""
+    if isinstance(exc, AuthenticationError | ConfigurationError):
+        return True
+    return isinstance(exc, EngineError) and not isinstance(exc, EngineServerError)
+
+
+class UserTaskEventStream:
+    """Async iterator of `UserTaskEvent`s. Use `async for`, and `aclose()` (or `async with`) to stop."""
+
+    def __init__(
+        self,
+        *,
+        events: Sequence[str],
+        mode: EventMode,
+        engine_url: str,
+        get_token: Callable[[], Awaitable[str]],
+        long_poll: Callable[[str, float], Awaitable[object | None]],
+        long_poll_timeout: float,
+        backoff: RetryPolicy,
+        on_close: Callable[[UserTaskEventStream], None],
+    ) -> None:
+        self._events = tuple(events)
+        self._mode = mode
+        self._engine_url = engine_url
+        self._get_token = get_token
+        self._long_poll = long_poll
+        self._long_poll_timeout = long_poll_timeout
+        self._backoff = backoff
+        self._on_close = on_close
+        self._queue: asyncio.Queue[UserTaskEvent | BaseException | object] = asyncio.Queue()
+        self._runner: asyncio.Task[None] | None = None
+        self._closed = False
+        #: "socketio" or "long_polling" once connected: which transport is in use.
+        self.transport: str | None = None
+        #: How many times the stream (re)connected; 1 after the first connect.
+        self.connects = 0
+
+    # -- consumer side -------------------------------------------------------------------------------
+
+    def __aiter__(self) -> UserTaskEventStream:
+        return self
+
+    async def __anext__(self) -> UserTaskEvent:
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        item = await self._queue.get()
+        if item is _STOP:
+            self._queue.put_nowait(_STOP)
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._queue.put_nowait(_STOP)
+            await self.aclose()
+            raise item
+        assert isinstance(item, UserTaskEvent)
+        return item
+
+    async def __aenter__(self) -> UserTaskEventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening: disconnects and ends any `async for` over this stream."""
+        if self._closed:
+            return
+        self._closed = True
+        self._on_close(self)
+        runner, self._runner = self._runner, None
+        if runner is not None and not runner.done():
+            runner.cancel()
+            try:
+                await runner
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        self._queue.put_nowait(_STOP)
+
+    # -- producer side -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            if self._mode in ("auto", "socketio"):
+                fallback = await self._run_socketio()
+                if not fallback:
+                    return
+                logger.info("engine offers no Socket.IO, falling back to long polling")
+            await self._run_long_polling()
+        except ProcessCubeException as exc:
+            self._queue.put_nowait(exc)
+
+    async def _run_socketio(self) -> bool:
+        """Returns True when Socket.IO is not offered and long polling should take over."""
+        import socketio
+
+        attempt = 0
+        while True:
+            sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+            dropped = asyncio.Event()
+            for name in self._events:
+                sio.on(name, self._socketio_handler(name), namespace="/api")
+
+            async def on_disconnect(*_: Any, _dropped: asyncio.Event = dropped) -> None:
+                _dropped.set()
+
+            sio.on("disconnect", on_disconnect, namespace="/api")
+            try:
+                token = await self._get_token()
+                await sio.connect(
+                    self._engine_url,
+                    headers={"Authorization": token},
+                    namespaces=["/api"],
+                    socketio_path="socket.io",
+                    wait_timeout=10,
+                )
+            except socketio.exceptions.ConnectionError as exc:
+                await self._disconnect(sio)
+                if self._mode == "auto" and self.connects == 0 and attempt >= 1:
+                    return True
+                logger.warning("Socket.IO connect to %s failed: %s", self._engine_url, exc)
+                await self._backoff.wait(min(attempt, 6))
+                attempt += 1
+                continue
+            except ProcessCubeException as exc:
+                await self._disconnect(sio)
+                if _fatal(exc):
+                    raise
+                await self._backoff.wait(min(attempt, 6))
+                attempt += 1
+                continue
+            self.transport = "socketio"
+            self.connects += 1
+            attempt = 0
+            try:
+                await dropped.wait()
+            finally:
+                await self._disconnect(sio)
+            logger.info("Socket.IO connection to %s dropped, reconnecting", self._engine_url)
+            await self._backoff.wait(0)
+
+    @staticmethod
+    async def _disconnect(sio: Any) -> None:
+        try:
+            await asyncio.shield(sio.disconnect())
+        except Exception:  # pragma: no cover - best effort on an already broken connection
+            logger.debug("Socket.IO disconnect failed", exc_info=True)
+
+    def _socketio_handler(self, name: str) -> Callable[..., Awaitable[None]]:
+        async def handler(*args: Any) -> None:
+            self._put(name, args[0] if args else None)
+
+        return handler
+
+    def _put(self, name: str, body: object) -> None:
+        try:
+            self._queue.put_nowait(event_from_wire(name, body))
+        except ProcessCubeException:
+            logger.warning("ignoring an invalid %s event: %r", name, body)
+
+    async def _run_long_polling(self) -> None:
+        self.transport = "long_polling"
+        self.connects += 1
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name in self._events:
+                    group.create_task(self._poll(name))
+        except BaseExceptionGroup as group_error:
+            matched, _ = group_error.split(ProcessCubeException)
+            if matched is None:
+                raise
+            first: BaseException = matched
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+
+    async def _poll(self, name: str) -> None:
+        attempt = 0
+        while True:
+            try:
+                body = await self._long_poll(name, self._long_poll_timeout)
+            except EngineTimeoutError:
+                continue  # nothing happened within our own wait: ask again
+            except ProcessCubeException as exc:
+                if _fatal(exc):
+                    raise
+                logger.warning("long polling %s failed, retrying: %s", name, exc)
+                await self._backoff.wait(min(attempt, 6))
+                attempt += 1
+                continue
+            attempt = 0
+            if body is not None:
+                self._put(name, body)

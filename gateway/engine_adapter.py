@@ -1,0 +1,191 @@
+"""The :class:`~gateway.ports.Engine` port over our ProcessCube client.
+
+The one place where engine dicts become :class:`~gateway.domain.UserTask` objects and where
+``ProcessCubeException`` becomes the gateway's error tree. Every call is made with the caller's own token
+(``UserTaskClient.with_token``), so the engine applies its own rules (lanes as claims) to each caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from . import errors
+from .domain import Caller, EnumValue, FormField, UserTask
+from .engine import (
+    ANONYMOUS_TOKEN,
+    AuthenticationError,
+    ConflictError,
+    EngineError,
+    EngineServerError,
+    EngineTimeoutError,
+    EngineUnavailableError,
+    ForbiddenError,
+    NotFoundError,
+    OutcomeUnknownError,
+    ProcessCubeException,
+    ProtocolError,
+    UnauthorizedError,
+    UserTaskClient,
+)
+from .ports import EngineFilter, EnginePage
+
+SORT_COLUMNS = {"createdAt", "flowNodeName", "processModelId", "flowNodeLane"}
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _form_field(raw: Mapping[str, Any]) -> FormField:
+    enum_values = tuple(
+        EnumValue(id=str(item.get("id", "")), name=str(item.get("name", item.get("id", ""))))
+        for item in raw.get("enumValues") or ()
+        if isinstance(item, Mapping)
+    )
+    default = raw.get("defaultValue")
+    return FormField(
+        id=str(raw.get("id", "")),
+        label=str(raw.get("label") or raw.get("id", "")),
+        type=str(raw.get("type") or "string"),
+        default_value=None if default is None else str(default),
+        enum_values=enum_values,
+    )
+
+
+def task_from_client(task: Mapping[str, Any]) -> UserTask:
+    """A task dict of ``UserTaskClient`` -> the domain's UserTask."""
+    config = task.get("userTaskConfig") or {}
+    return UserTask(
+        id=task["userTaskInstanceId"],
+        flow_node_id=task["flowNodeId"],
+        name=task.get("flowNodeName") or task["flowNodeId"],
+        lane=task.get("flowNodeLane"),
+        state=task["state"],
+        process_model_id=task["processModelId"],
+        process_instance_id=task["processInstanceId"],
+        correlation_id=task.get("correlationId") or "",
+        token=task.get("token"),
+        reserved_for=task.get("reservedFor"),
+        form_fields=tuple(_form_field(raw) for raw in task.get("formFields") or ()),
+        started_at=_timestamp(task.get("startedAt")),
+        finished_at=_timestamp(task.get("finishedAt")),
+        finished_by=task.get("finishedByUserId"),
+        result=task.get("endToken"),
+        process_model_name=task.get("processModelName"),
+        description=config.get("description") if isinstance(config, Mapping) else None,
+    )
+
+
+@asynccontextmanager
+async def engine_errors(task_id: str | None = None) -> AsyncIterator[None]:
+    """ProcessCubeException -> the gateway's errors. Task-specific outcomes only where a task id is known."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if task_id is None:
+            raise errors.EngineFailure(f"The engine answered 404 unexpectedly: {exc.message}") from exc
+        raise errors.TaskNotFound(task_id) from exc
+    except ConflictError as exc:
+        if task_id is None:
+            raise errors.EngineFailure(f"The engine answered 409 unexpectedly: {exc.message}") from exc
+        owner = (exc.additional_information or {}).get("actualOwnerId")
+        raise errors.TaskReservedByOtherUser(task_id, owner if isinstance(owner, str) else None) from exc
+    except UnauthorizedError as exc:
+        raise errors.Unauthenticated(f"The engine refused the token: {exc.message}") from exc
+    except ForbiddenError as exc:
+        raise errors.Forbidden(f"The engine forbids this: {exc.message}") from exc
+    except AuthenticationError as exc:
+        raise errors.EngineUnavailable(f"The gateway could not authenticate at the engine: {exc}") from exc
+    except OutcomeUnknownError as exc:
+        raise errors.OutcomeUnknown(
+            "The engine did not answer in time after the request was sent: it may or may not have happened."
+            " Read the task to find out."
+        ) from exc
+    except EngineTimeoutError as exc:
+        raise errors.EngineTimeout("The engine did not answer in time.") from exc
+    except EngineUnavailableError as exc:
+        raise errors.EngineUnavailable(f"The engine is unavailable: {exc}") from exc
+    except EngineServerError as exc:
+        raise errors.EngineFailure(f"The engine failed ({exc.status}): {exc.message}") from exc
+    except EngineError as exc:
+        if exc.status == 400:
+            raise errors.BadRequest(f"The engine refused the request: {exc.message}") from exc
+        raise errors.EngineFailure(f"The engine answered {exc.status}: {exc.message}") from exc
+    except ProtocolError as exc:
+        raise errors.EngineFailure(f"The engine's answer broke the contract: {exc}") from exc
+    except ProcessCubeException as exc:
+        raise errors.EngineFailure(f"The engine call failed: {exc}") from exc
+
+
+class ClientEngine:
+    """Implements :class:`gateway.ports.Engine` with one shared :class:`UserTaskClient`."""
+
+    def __init__(self, client: UserTaskClient) -> None:
+        self._client = client
+        self._calls = 0
+
+    @property
+    def call_count(self) -> int:
+        return self._calls
+
+    def _count(self, _request: object) -> None:
+        self._calls += 1
+
+    def _for(self, caller: Caller) -> UserTaskClient:
+        return self._client.with_token(caller.token or ANONYMOUS_TOKEN, on_request=self._count)
+
+    async def query_tasks(
+        self,
+        caller: Caller,
+        engine_filter: EngineFilter,
+        *,
+        offset: int,
+        limit: int,
+        sort_by: str | None,
+        descending: bool,
+    ) -> EnginePage:
+        filters: dict[str, Any] = {"state": list(engine_filter.states) or None}
+        for name, values in (
+            ("process_model_id", engine_filter.process_model_ids),
+            ("process_instance_id", engine_filter.process_instance_ids),
+            ("flow_node_id", engine_filter.flow_node_ids),
+            ("flow_node_lane", engine_filter.lanes),
+            ("correlation_id", engine_filter.correlation_ids),
+            ("flow_node_instance_id", engine_filter.ids),
+        ):
+            if values:
+                filters[name] = list(values)
+        async with engine_errors():
+            page = await self._for(caller).query_user_tasks(
+                offset=offset,
+                limit=limit,
+                sort_by=sort_by,
+                sort_dir="DESC" if descending else "ASC",
+                **filters,
+            )
+        return EnginePage(tuple(task_from_client(task) for task in page.items), page.total_count)
+
+    async def tasks_by_ids(self, caller: Caller, ids: Sequence[str]) -> list[UserTask]:
+        async with engine_errors():
+            found = await self._for(caller).get_user_tasks_by_ids(ids)
+        return [task_from_client(task) for task in found]
+
+    async def reserve(self, caller: Caller, task_id: str, owner_id: str) -> None:
+        async with engine_errors(task_id):
+            await self._for(caller).reserve_user_task(task_id, owner_id)
+
+    async def cancel_reservation(self, caller: Caller, task_id: str) -> None:
+        async with engine_errors(task_id):
+            await self._for(caller).cancel_reservation_user_task(task_id)
+
+    async def finish(self, caller: Caller, task_id: str, result: Mapping[str, Any]) -> None:
+        async with engine_errors(task_id):
+            await self._for(caller).finish_user_task(task_id, result)

@@ -1,0 +1,120 @@
+"""The gateway's one exception tree; each error has a stable code shared by GraphQL and REST.
+
+```
+GatewayError                      code                          REST  GraphQL
+├── TaskNotFound                  TASK_NOT_FOUND                 404   UserTaskNotFound
+├── TaskNotActive                 TASK_NOT_ACTIVE                409   UserTaskNotActive
+├── TaskReservedByOtherUser       TASK_RESERVED_BY_OTHER_USER    409   UserTaskReservedByOtherUser
+├── InvalidTaskResult             INVALID_TASK_RESULT            422   InvalidTaskResult
+├── BadRequest                    BAD_REQUEST                    400   error, extensions.code
+├── Unauthenticated               UNAUTHENTICATED                401   error, extensions.code
+├── Forbidden                     FORBIDDEN                      403   error, extensions.code
+├── QueryTooComplex               QUERY_TOO_COMPLEX              400   error, extensions.code
+├── EngineUnavailable             ENGINE_UNAVAILABLE             503   error, extensions.code
+├── EngineTimeout                 ENGINE_TIMEOUT                 504   error, extensions.code
+│   └── OutcomeUnknown            OUTCOME_UNKNOWN                504   error, extensions.code
+└── EngineFailure                 ENGINE_ERROR                   502   error, extensions.code
+```
+The first four are expected outcomes of a task action: GraphQL returns them as members of the result union.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from .domain import FieldProblem
+
+
+class GatewayError(Exception):
+    code: ClassVar[str] = "INTERNAL"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TaskNotFound(GatewayError):
+    code = "TASK_NOT_FOUND"
+    status = 404
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"User task '{task_id}' does not exist, or you may not see it.")
+        self.task_id = task_id
+
+
+class TaskNotActive(GatewayError):
+    code = "TASK_NOT_ACTIVE"
+    status = 409
+
+    def __init__(self, task_id: str, state: str) -> None:
+        super().__init__(f"User task '{task_id}' is no longer waiting (state '{state}').")
+        self.task_id = task_id
+        self.state = state
+
+
+class TaskReservedByOtherUser(GatewayError):
+    code = "TASK_RESERVED_BY_OTHER_USER"
+    status = 409
+
+    def __init__(self, task_id: str, reserved_for: str | None) -> None:
+        who = f"'{reserved_for}'" if reserved_for else "another user"
+        super().__init__(f"User task '{task_id}' is reserved for {who}.")
+        self.task_id = task_id
+        self.reserved_for = reserved_for
+
+
+class InvalidTaskResult(GatewayError):
+    code = "INVALID_TASK_RESULT"
+    status = 422
+
+    def __init__(self, task_id: str, problems: Sequence[FieldProblem]) -> None:
+        listing = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+        super().__init__(f"The result does not fit the form of user task '{task_id}': {listing}")
+        self.task_id = task_id
+        self.problems = tuple(problems)
+
+
+class BadRequest(GatewayError):
+    code = "BAD_REQUEST"
+    status = 400
+
+
+class Unauthenticated(GatewayError):
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class Forbidden(GatewayError):
+    code = "FORBIDDEN"
+    status = 403
+
+
+class QueryTooComplex(GatewayError):
+    code = "QUERY_TOO_COMPLEX"
+    status = 400
+
+
+class EngineUnavailable(GatewayError):
+    code = "ENGINE_UNAVAILABLE"
+    status = 503
+    retry_after_seconds: ClassVar[int] = 5
+
+
+class EngineTimeout(GatewayError):
+    code = "ENGINE_TIMEOUT"
+    status = 504
+
+
+class OutcomeUnknown(EngineTimeout):
+    code = "OUTCOME_UNKNOWN"
+    status = 504
+
+
+class EngineFailure(GatewayError):
+    code = "ENGINE_ERROR"
+    status = 502
+
+
+TASK_OUTCOME_ERRORS = (TaskNotFound, TaskNotActive, TaskReservedByOtherUser, InvalidTaskResult)

@@ -1,0 +1,96 @@
+"""The part of a task filter the engine cannot apply, applied by the gateway: one predicate per task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .domain import TaskFilter, TokenOp, TokenPredicate, UserTask
+from .ports import EngineFilter
+from .tokens import MISSING, compare, token_value
+
+
+def engine_part(task_filter: TaskFilter) -> EngineFilter:
+    """What the engine filters on itself: states, model, instance, flow node, lane, correlation id, ids."""
+    return EngineFilter(
+        states=task_filter.states,
+        process_model_ids=task_filter.process_model_ids,
+        process_instance_ids=task_filter.process_instance_ids,
+        flow_node_ids=task_filter.flow_node_ids,
+        lanes=task_filter.lanes,
+        correlation_ids=task_filter.correlation_ids,
+        ids=task_filter.ids,
+    )
+
+
+def _token_test(predicate: TokenPredicate) -> Callable[[Any], bool]:
+    op, expected = predicate.op, predicate.value
+
+    def test(token: Any) -> bool:
+        actual = token_value(token, predicate.path)
+        if op is TokenOp.EXISTS:
+            wanted = True if expected is None else bool(expected)
+            return (actual is not MISSING) == wanted
+        if actual is MISSING:
+            return op is TokenOp.NE
+        if op is TokenOp.EQ:
+            return bool(actual == expected and type(actual) is type(expected)) or _numbers_equal(actual, expected)
+        if op is TokenOp.NE:
+            return not (actual == expected and (type(actual) is type(expected) or _numbers_equal(actual, expected)))
+        if op is TokenOp.IN:
+            return isinstance(expected, list) and any(
+                actual == item and (type(actual) is type(item) or _numbers_equal(actual, item)) for item in expected
+            )
+        if op is TokenOp.CONTAINS:
+            if isinstance(actual, str) and isinstance(expected, str):
+                return expected.casefold() in actual.casefold()
+            if isinstance(actual, list):
+                return expected in actual
+            return False
+        order = compare(actual, expected)
+        if order is None:
+            return False
+        return {
+            TokenOp.GT: order > 0,
+            TokenOp.GTE: order >= 0,
+            TokenOp.LT: order < 0,
+            TokenOp.LTE: order <= 0,
+        }[op]
+
+    return test
+
+
+def _numbers_equal(left: Any, right: Any) -> bool:
+    numeric = (int, float)
+    return (
+        isinstance(left, numeric)
+        and isinstance(right, numeric)
+        and not isinstance(left, bool)
+        and not isinstance(right, bool)
+        and left == right
+    )
+
+
+def residual_predicate(task_filter: TaskFilter) -> Callable[[UserTask], bool]:
+    """One function that says whether a task passes the gateway-side part of the filter."""
+    token_tests = [_token_test(predicate) for predicate in task_filter.token]
+    search = task_filter.search.casefold() if task_filter.search else None
+
+    def passes(task: UserTask) -> bool:
+        if task_filter.reserved_for is not None and task.reserved_for != task_filter.reserved_for:
+            return False
+        if task_filter.reserved is not None and (task.reserved_for is not None) != task_filter.reserved:
+            return False
+        if task_filter.started_after is not None and (
+            task.started_at is None or task.started_at <= task_filter.started_after
+        ):
+            return False
+        if task_filter.started_before is not None and (
+            task.started_at is None or task.started_at >= task_filter.started_before
+        ):
+            return False
+        if search is not None and search not in task.name.casefold():
+            return False
+        return all(test(task.token) for test in token_tests)
+
+    return passes

@@ -1,0 +1,377 @@
+"""The use cases of the gateway: list, look up, reserve, cancel, finish (one and many).
+
+Knows nothing of HTTP, GraphQL or httpx: it takes a :class:`~gateway.ports.Engine` and raises
+:mod:`gateway.errors`. GraphQL and REST are thin faces over this one service, so every rule lives here once.
+
+How a page of tasks is made (``list_tasks``):
+
+- The filter is split (:func:`~gateway.filtering.engine_part`): states, process model, instance, flow node,
+  lane, correlation id and ids go to the engine; reservation, dates, text search and token predicates stay here.
+- **Pushed down** (nothing residual, one sort key the engine can order by exactly as the gateway does:
+  ``STARTED_AT``): the engine returns the page itself (``offset``/``limit`` around the cursor's position hint,
+  ``includeCount`` for an exact ``totalCount``). One engine call for a page, whatever the backlog.
+- **Residual** (anything else): the gateway reads every candidate the engine part matches, in pages of
+  ``scan_page_size``, applies the rest, sorts on every key and cuts the page. The cost is bounded: at most
+  ``residual_scan_limit`` candidates (``ceil(candidates / scan_page_size)`` engine calls, cached and shared by
+  concurrent identical queries); a query with more candidates is refused with ``QUERY_TOO_COMPLEX`` and the advice
+  to narrow its engine-side filter.
+- Either way the cursor is a keyset position (see :mod:`gateway.cursor`): a task that disappears before it
+  neither shifts nor repeats the next page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from . import errors
+from .cache import ReadCache
+from .cursor import CursorCodec, CursorPosition, fingerprint
+from .domain import (
+    Caller,
+    Edge,
+    FinishOutcome,
+    SortDirection,
+    SortField,
+    TaskFilter,
+    TaskPage,
+    TaskQuery,
+    TaskSort,
+    UserTask,
+)
+from .filtering import engine_part, residual_predicate
+from .ports import Engine, EngineFilter, EnginePage
+from .results import result_problems
+from .tokens import MISSING, sort_key, token_value
+
+T = TypeVar("T")
+
+ENGINE_SORT_COLUMNS = {SortField.STARTED_AT: "createdAt"}
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_batch_size: int = 100
+    batch_concurrency: int = 8
+    residual_scan_limit: int = 10_000
+    scan_page_size: int = 500
+    cursor_slack: int = 20
+
+
+def _sort_value(task: UserTask, sort: TaskSort) -> Any:
+    if sort.field is SortField.STARTED_AT:
+        return task.started_at.isoformat() if task.started_at else None
+    if sort.field is SortField.NAME:
+        return task.name
+    if sort.field is SortField.PROCESS_MODEL_ID:
+        return task.process_model_id
+    if sort.field is SortField.LANE:
+        return task.lane
+    if sort.field is SortField.RESERVED_FOR:
+        return task.reserved_for
+    return token_value(task.token, sort.token_path or "")
+
+
+def _key_of(task: UserTask, sorts: Sequence[TaskSort]) -> tuple[Any, ...]:
+    values = []
+    for sort in sorts:
+        value = _sort_value(task, sort)
+        values.append(None if value is MISSING else value)
+    values.append(task.id)
+    return tuple(values)
+
+
+def _compare_keys(left: Sequence[Any], right: Sequence[Any], directions: Sequence[SortDirection]) -> int:
+    for index, (a, b) in enumerate(zip(left, right, strict=True)):
+        ka, kb = sort_key(a), sort_key(b)
+        if ka == kb:
+            continue
+        order = -1 if ka < kb else 1
+        if index < len(directions) and directions[index] is SortDirection.DESC:
+            order = -order
+        return order
+    return 0
+
+
+class TaskService:
+    def __init__(self, engine: Engine, cache: ReadCache, cursors: CursorCodec, limits: ServiceLimits) -> None:
+        self._engine = engine
+        self._cache = cache
+        self._cursors = cursors
+        self.limits = limits
+
+    @property
+    def engine_calls(self) -> int:
+        return self._engine.call_count
+
+    # -- reading --------------------------------------------------------------------------------------------------
+
+    async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
+        first = query.first
+        if first < 0 or first > self.limits.max_page_size:
+            raise errors.BadRequest(f"'first' must be between 0 and {self.limits.max_page_size}, not {first}.")
+        for sort in query.sort:
+            if sort.field is SortField.TOKEN and not sort.token_path:
+                raise errors.BadRequest("Sorting by TOKEN needs a tokenPath, e.g. \"amount\" or \"customer.type\".")
+        sorts = query.sort or (TaskSort(SortField.STARTED_AT),)
+        directions = [sort.direction for sort in sorts] + [SortDirection.ASC]
+        query_print = fingerprint(query.filter, sorts)
+        position = self._cursors.decode(query.after, query_print) if query.after else None
+        engine_filter = engine_part(query.filter)
+        pushable = not query.filter.residual and len(sorts) == 1 and sorts[0].field in ENGINE_SORT_COLUMNS
+        if pushable:
+            return await self._pushed_down_page(caller, engine_filter, sorts, directions, first, position, query_print)
+        return await self._residual_page(caller, query.filter, sorts, directions, first, position, query_print)
+
+    def _edges(
+        self, tasks: Sequence[UserTask], sorts: Sequence[TaskSort], start_position: int, query_print: str
+    ) -> tuple[Edge, ...]:
+        return tuple(
+            Edge(self._cursors.encode(query_print, _key_of(task, sorts), start_position + index + 1), task)
+            for index, task in enumerate(tasks)
+        )
+
+    async def _engine_page(
+        self, caller: Caller, engine_filter: EngineFilter, sort_by: str, descending: bool, offset: int, limit: int
+    ) -> EnginePage:
+        key = (caller.cache_key, "page", engine_filter, sort_by, descending, offset, limit)
+        return await self._cache.get_or_load(
+            key,
+            lambda: self._engine.query_tasks(
+                caller, engine_filter, offset=offset, limit=limit, sort_by=sort_by, descending=descending
+            ),
+        )
+
+    async def _pushed_down_page(
+        self,
+        caller: Caller,
+        engine_filter: EngineFilter,
+        sorts: Sequence[TaskSort],
+        directions: Sequence[SortDirection],
+        first: int,
+        position: CursorPosition | None,
+        query_print: str,
+    ) -> TaskPage:
+        sort_by = ENGINE_SORT_COLUMNS[sorts[0].field]
+        descending = sorts[0].direction is SortDirection.DESC
+        compare = functools.cmp_to_key(lambda a, b: _compare_keys(_key_of(a, sorts), _key_of(b, sorts), directions))
+        slack = self.limits.cursor_slack
+        if position is None:
+            page = await self._engine_page(caller, engine_filter, sort_by, descending, 0, max(first, 1) + 1)
+            items = sorted(page.tasks, key=compare)[:first]
+            return TaskPage(
+                self._edges(items, sorts, 0, query_print), page.total_count, page.total_count > len(items)
+            )
+        anchor = position.key
+        offset = max(0, position.position - slack)
+        limit = first + 2 * slack + 1
+        back_step = limit
+        for _ in range(32):
+            page = await self._engine_page(caller, engine_filter, sort_by, descending, offset, limit)
+            items = sorted(page.tasks, key=compare)
+            keys = [_key_of(task, sorts) for task in items]
+            if offset > 0 and (not items or _compare_keys(keys[0], anchor, directions) > 0):
+                offset, back_step = max(0, offset - back_step), back_step * 2  # tasks vanished before the cursor
+                continue
+            start = next(
+                (i for i, key in enumerate(keys) if _compare_keys(key, anchor, directions) > 0), len(items)
+            )
+            if len(items) - start > first or len(page.tasks) < limit or start == 0:
+                break
+            offset += start  # tasks were added before the cursor: the page lies further on
+        else:
+            raise errors.EngineFailure("The engine's order of tasks kept changing while a page was read.")
+        chosen = items[start : start + first]
+        absolute = offset + start
+        has_next = absolute + len(chosen) < page.total_count
+        return TaskPage(self._edges(chosen, sorts, absolute, query_print), page.total_count, has_next)
+
+    async def _candidates(self, caller: Caller, engine_filter: EngineFilter) -> list[UserTask]:
+        async def scan() -> list[UserTask]:
+            size = self.limits.scan_page_size
+            first = await self._engine.query_tasks(
+                caller, engine_filter, offset=0, limit=size, sort_by="createdAt", descending=False
+            )
+            if first.total_count > self.limits.residual_scan_limit:
+                raise errors.QueryTooComplex(
+                    f"This filter leaves {first.total_count} tasks for the gateway to check one by one, over the"
+                    f" limit of {self.limits.residual_scan_limit}. Narrow it with a filter the engine applies"
+                    " (processModelId, processInstanceId, flowNodeId, lane, correlationId, state)."
+                )
+            rest = await asyncio.gather(
+                *(
+                    self._engine.query_tasks(
+                        caller, engine_filter, offset=offset, limit=size, sort_by="createdAt", descending=False
+                    )
+                    for offset in range(size, first.total_count, size)
+                )
+            )
+            unique: dict[str, UserTask] = {}
+            for page in (first, *rest):
+                for task in page.tasks:
+                    unique.setdefault(task.id, task)
+            return list(unique.values())
+
+        return await self._cache.get_or_load((caller.cache_key, "scan", engine_filter), scan)
+
+    async def _residual_page(
+        self,
+        caller: Caller,
+        task_filter: TaskFilter,
+        sorts: Sequence[TaskSort],
+        directions: Sequence[SortDirection],
+        first: int,
+        position: CursorPosition | None,
+        query_print: str,
+    ) -> TaskPage:
+        candidates = await self._candidates(caller, engine_part(task_filter))
+        passes = residual_predicate(task_filter)
+        keyed = sorted(
+            ((_key_of(task, sorts), task) for task in candidates if passes(task)),
+            key=functools.cmp_to_key(lambda a, b: _compare_keys(a[0], b[0], directions)),
+        )
+        start = 0
+        if position is not None:
+            start = next(
+                (i for i, (key, _) in enumerate(keyed) if _compare_keys(key, position.key, directions) > 0),
+                len(keyed),
+            )
+        chosen = [task for _, task in keyed[start : start + first]]
+        return TaskPage(
+            self._edges(chosen, sorts, start, query_print), len(keyed), start + len(chosen) < len(keyed)
+        )
+
+    async def get_tasks(self, caller: Caller, ids: Sequence[str]) -> list[UserTask | None]:
+        """The tasks with these ids (any state), in the order asked, None where absent: one engine call."""
+        unique = tuple(dict.fromkeys(ids))
+        if not unique:
+            return []
+        found = await self._cache.get_or_load(
+            (caller.cache_key, "ids", unique), lambda: self._engine.tasks_by_ids(caller, unique)
+        )
+        by_id = {task.id: task for task in found}
+        return [by_id.get(task_id) for task_id in ids]
+
+    async def get_task(self, caller: Caller, task_id: str) -> UserTask | None:
+        return (await self.get_tasks(caller, [task_id]))[0]
+
+    async def _fresh_task(self, caller: Caller, task_id: str) -> UserTask | None:
+        found = await self._engine.tasks_by_ids(caller, [task_id])
+        return next((task for task in found if task.id == task_id), None)
+
+    async def _explain_refusal(self, caller: Caller, task_id: str, refusal: errors.GatewayError) -> errors.GatewayError:
+        """The engine says 404 for unknown and for no-longer-waiting tasks alike; tell them apart."""
+        if not isinstance(refusal, errors.TaskNotFound):
+            return refusal
+        task = await self._fresh_task(caller, task_id)
+        if task is not None and task.state != "suspended":
+            return errors.TaskNotActive(task_id, task.state)
+        return refusal
+
+    # -- writing --------------------------------------------------------------------------------------------------
+
+    async def _write(self, caller: Caller, task_id: str, action: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await action()
+        except (errors.TaskNotFound, errors.TaskReservedByOtherUser) as exc:
+            raise await self._explain_refusal(caller, task_id, exc) from exc
+        except errors.OutcomeUnknown:
+            self._cache.invalidate()
+            raise
+        self._cache.invalidate()
+
+    async def reserve(self, caller: Caller, task_id: str, owner_id: str | None = None) -> UserTask:
+        owner = owner_id or caller.user_id
+        await self._write(caller, task_id, lambda: self._engine.reserve(caller, task_id, owner))
+        return await self._task_after_write(caller, task_id)
+
+    async def cancel_reservation(self, caller: Caller, task_id: str) -> UserTask:
+        await self._write(caller, task_id, lambda: self._engine.cancel_reservation(caller, task_id))
+        return await self._task_after_write(caller, task_id)
+
+    async def _task_after_write(self, caller: Caller, task_id: str) -> UserTask:
+        task = await self._fresh_task(caller, task_id)
+        if task is None:
+            raise errors.TaskNotFound(task_id)
+        return task
+
+    async def finish(self, caller: Caller, task_id: str, result: Any) -> FinishOutcome:
+        task = await self._fresh_task(caller, task_id)
+        if task is None:
+            raise errors.TaskNotFound(task_id)
+        if task.state != "suspended":
+            if task.state == "finished" and task.finished_by == caller.user_id and task.result == result:
+                # The same caller finished it with the same result: a retry whose first answer got lost.
+                return FinishOutcome(task, await self._waiting_in_instance(caller, task), replayed=True)
+            raise errors.TaskNotActive(task_id, task.state)
+        if task.reserved_for is not None and task.reserved_for != caller.user_id:
+            raise errors.TaskReservedByOtherUser(task_id, task.reserved_for)
+        problems = result_problems(task.form_fields, result)
+        if problems:
+            raise errors.InvalidTaskResult(task_id, problems)
+        before = {waiting.id for waiting in await self._waiting_in_instance(caller, task)}
+        await self._write(caller, task_id, lambda: self._engine.finish(caller, task_id, result))
+        page = await self._engine.query_tasks(
+            caller,
+            EngineFilter(states=("suspended", "finished"), process_instance_ids=(task.process_instance_id,)),
+            offset=0,
+            limit=0,
+            sort_by="createdAt",
+            descending=False,
+        )
+        finished = next((item for item in page.tasks if item.id == task_id), None)
+        next_tasks = tuple(
+            item
+            for item in page.tasks
+            if item.state == "suspended"
+            and item.id not in before
+            and item.reserved_for in (None, caller.user_id)
+        )
+        return FinishOutcome(finished or task, next_tasks)
+
+    async def _waiting_in_instance(self, caller: Caller, task: UserTask) -> tuple[UserTask, ...]:
+        page = await self._engine.query_tasks(
+            caller,
+            EngineFilter(states=("suspended",), process_instance_ids=(task.process_instance_id,)),
+            offset=0,
+            limit=0,
+            sort_by="createdAt",
+            descending=False,
+        )
+        return tuple(item for item in page.tasks if item.reserved_for in (None, caller.user_id))
+
+    # -- batches --------------------------------------------------------------------------------------------------
+
+    async def _batch(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
+        if len(items) > self.limits.max_batch_size:
+            raise errors.BadRequest(
+                f"A batch takes at most {self.limits.max_batch_size} items, not {len(items)}."
+            )
+        gate = asyncio.Semaphore(self.limits.batch_concurrency)
+
+        async def run(item: T) -> Any:
+            async with gate:
+                try:
+                    return await action(item)
+                except errors.GatewayError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(run(item) for item in items)))
+
+    async def reserve_many(
+        self, caller: Caller, task_ids: Sequence[str], owner_id: str | None = None
+    ) -> list[UserTask | errors.GatewayError]:
+        return await self._batch(task_ids, lambda task_id: self.reserve(caller, task_id, owner_id))
+
+    async def cancel_reservations(self, caller: Caller, task_ids: Sequence[str]) -> list[UserTask | errors.GatewayError]:
+        return await self._batch(task_ids, lambda task_id: self.cancel_reservation(caller, task_id))
+
+    async def finish_many(
+        self, caller: Caller, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[FinishOutcome | errors.GatewayError]:
+        return await self._batch(items, lambda item: self.finish(caller, item[0], item[1]))

@@ -1,0 +1,63 @@
+"""Fixtures shared by every test package: real servers on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import REPO, EngineServer
+
+EXAMPLES = REPO / "examples" / "processes"
+SHARED_PROCESSES = REPO.parent / "shared" / "processes"
+
+EngineFactory = Callable[..., EngineServer]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False, help="run the long fuzzing budgets too")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: uses real servers on loopback")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow fuzzing budget: run with `make test-slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def engine_server_factory(tmp_path: Path) -> Iterator[EngineFactory]:
+    """Start embedded engines with options: ``engine_server_factory(anonymous=False, clients=[...])``."""
+    started: list[EngineServer] = []
+
+    def factory(**options: Any) -> EngineServer:
+        data_dir = options.pop("data_dir", None) or tmp_path / f"engine-{len(started)}"
+        server = EngineServer(data_dir=data_dir, **options).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def engine_server(engine_server_factory: EngineFactory) -> EngineServer:
+    """A fresh embedded engine (anonymous access on, no models deployed)."""
+    return engine_server_factory()
+
+
+@pytest.fixture
+def approval_engine(engine_server: EngineServer) -> EngineServer:
+    """A fresh embedded engine with every example model deployed."""
+    for path in sorted(EXAMPLES.glob("*.bpmn")):
+        engine_server.deploy_file(path)
+    return engine_server

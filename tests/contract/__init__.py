@@ -1,0 +1,1 @@
+"""Protocol conformance tooling and tests (GraphQL over HTTP)."""

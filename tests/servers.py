@@ -1,0 +1,179 @@
+"""Real servers for tests: the embedded engine in its own process on a free loopback port.
+
+Tests talk to it over real HTTP, exactly as the gateway talks to a real ProcessCube engine.
+"""
+
+from __future__ import annotations
+
+import json
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+API = "/atlas_engine/api/v1"
+DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EngineServer:
+    """An embedded engine process. ``url`` is the engine root (without ``/atlas_engine/api/v1``)."""
+
+    data_dir: Path
+    anonymous: bool = True
+    clients: Sequence[dict[str, Any]] | None = None
+    demo: bool = False
+    extra_args: Sequence[str] = ()
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return self.url + API
+
+    @property
+    def authority_url(self) -> str:
+        return self.url + "/authority"
+
+    def start(self) -> EngineServer:
+        args = [
+            sys.executable,
+            "-m",
+            "embedded_engine",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            *self.extra_args,
+        ]
+        if not self.anonymous:
+            args.append("--no-anonymous")
+        if self.demo:
+            args.append("--demo")
+        if self.clients is not None:
+            clients_file = self.data_dir.parent / f"clients-{self.port}.json"
+            clients_file.write_text(json.dumps(list(self.clients)))
+            args += ["--clients", str(clients_file)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir.parent / f"engine-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"embedded engine exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.api + "/info", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded engine did not start within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Stop without a clean shutdown, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> EngineServer:
+        self.stop()
+        return self.start()
+
+    # -- small synchronous helpers for arranging tests ----------------------------------------------------------
+
+    def headers(self, token: str = DUMMY_TOKEN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def deploy(self, xml: str, *, overwrite: bool = True, token: str = DUMMY_TOKEN) -> None:
+        response = httpx.post(
+            self.api + "/process_definitions",
+            json={"xml": xml, "overwriteExisting": overwrite},
+            headers=self.headers(token),
+        )
+        response.raise_for_status()
+
+    def deploy_file(self, path: Path) -> None:
+        self.deploy(path.read_text(encoding="utf-8"))
+
+    def start_instance(
+        self, process_model_id: str, token_payload: Any = None, *, token: str = DUMMY_TOKEN, **extra: Any
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"processModelId": process_model_id, "returnOn": 1, **extra}
+        if token_payload is not None:
+            body["initialToken"] = token_payload
+        response = httpx.post(
+            f"{self.api}/process_models/{process_model_id}/start", json=body, headers=self.headers(token), timeout=30
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def user_tasks(self, *, token: str = DUMMY_TOKEN, **params: Any) -> list[dict[str, Any]]:
+        query = {"flowNodeType": "bpmn:UserTask", "state": "suspended", **params}
+        response = httpx.get(self.api + "/flow_node_instances", params=query, headers=self.headers(token))
+        response.raise_for_status()
+        tasks: list[dict[str, Any]] = response.json()["flowNodeInstances"]
+        return tasks
+
+    def __enter__(self) -> EngineServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def port_is_closed(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+__all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "free_port", "port_is_closed"]
+
