@@ -2,16 +2,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.package-lock.json
+VENDOR_STAMP := gateway/static/vendor/manifest.json
 
 .PHONY: install run engine test test-slow lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(VENDOR_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $(NODE_STAMP)
+
+$(VENDOR_STAMP): $(NODE_STAMP) gateway/assets.py $(STAMP)
+	$(BIN)/python -m gateway.assets
 
 run: install
 	$(BIN)/python -m embedded_engine --host 127.0.0.1 --port 56100 --data-dir .data/engine --demo
@@ -34,4 +43,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache node_modules gateway/static/vendor

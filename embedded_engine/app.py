@@ -24,11 +24,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from . import __name__ as package_name
-from .authority import Authority, AuthError, ClientRecord, Identity, IdentityResolver
+from .authority import AuthError, Authority, ClientRecord, Identity, IdentityResolver
 from .core import FLOW_NODE_STATES, PROCESS_STATES, EngineCore
 from .errors import EngineHttpError, engine_error_response
 from .events import EventBus, create_socketio_server, long_polling_routes
-from .store import FLOW_NODE_FILTER_COLUMNS, FLOW_NODE_SORT_COLUMNS, PROCESS_INSTANCE_FILTER_COLUMNS, FlowNodeQuery, Store
+from .store import (
+    FLOW_NODE_FILTER_COLUMNS,
+    FLOW_NODE_SORT_COLUMNS,
+    PROCESS_INSTANCE_FILTER_COLUMNS,
+    FlowNodeQuery,
+    Store,
+)
 
 log = logging.getLogger("embedded_engine")
 
@@ -71,7 +77,7 @@ class EngineApp:
         )
         self.resolver = IdentityResolver(self.authority, allow_anonymous=settings.allow_anonymous)
 
-    # -- helpers ------------------------------------------------------------------------------------------------
+    # -- helpers ---------------------------------------------------------------------------------------------
 
     def identity(self, request: Request) -> Identity:
         try:
@@ -102,7 +108,7 @@ class EngineApp:
                 400, f"The request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from exc
 
-    # -- routes -------------------------------------------------------------------------------------------------
+    # -- routes ----------------------------------------------------------------------------------------------
 
     async def info(self, request: Request) -> Response:
         return JSONResponse(
@@ -124,7 +130,7 @@ class EngineApp:
         identity = self.identity(request)
         body = await self.read_json(request)
         if not isinstance(body, dict):
-            raise EngineHttpError(400, "The body must be an object: {\"xml\": \"<bpmn:definitions…>\"}.")
+            raise EngineHttpError(400, 'The body must be an object: {"xml": "<bpmn:definitions…>"}.')
         xml = body.get("xml")
         xmls = [xml] if isinstance(xml, str) else xml
         if not isinstance(xmls, list) or not xmls or not all(isinstance(item, str) for item in xmls):
@@ -172,7 +178,9 @@ class EngineApp:
             raise EngineHttpError(400, "'processModelId' in the body differs from the one in the path.")
         return_on = body.get("returnOn", 1)
         if return_on not in (1, 2, 3) or isinstance(return_on, bool):
-            raise EngineHttpError(400, "'returnOn' must be 1 (created), 2 (finished) or 3 (end event reached).")
+            raise EngineHttpError(
+                400, "'returnOn' must be 1 (created), 2 (finished) or 3 (end event reached)."
+            )
         for key in ("startEventId", "correlationId", "endEventId"):
             if key in body and body[key] is not None and not isinstance(body[key], str):
                 raise EngineHttpError(400, f"'{key}' must be a string.")
@@ -223,14 +231,16 @@ class EngineApp:
             ),
             identity,
         )
-        return JSONResponse({"flowNodeInstances": items, "totalCount": total if total is not None else len(items)})
+        return JSONResponse(
+            {"flowNodeInstances": items, "totalCount": total if total is not None else len(items)}
+        )
 
     async def reserve(self, request: Request) -> Response:
         identity = self.identity(request)
         body = await self.read_json(request)
         owner = body.get("actualOwnerId") if isinstance(body, dict) else None
         if not isinstance(owner, str) or not owner:
-            raise EngineHttpError(400, "The body must be {\"actualOwnerId\": \"<user id>\"} with a non-empty id.")
+            raise EngineHttpError(400, 'The body must be {"actualOwnerId": "<user id>"} with a non-empty id.')
         self.core.reserve(request.path_params["task_id"], owner, identity)
         return Response(status_code=204)
 
@@ -267,7 +277,9 @@ class EngineApp:
             Route("/user_tasks/{task_id}/reserve", self.reserve, methods=["PUT"]),
             Route("/user_tasks/{task_id}/cancel-reservation", self.cancel_reservation, methods=["DELETE"]),
             Route("/user_tasks/{task_id}/finish", self.finish, methods=["PUT"]),
-            *long_polling_routes(self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait),
+            *long_polling_routes(
+                self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait
+            ),
         ]
         return [
             Mount(API_PREFIX, routes=api),
@@ -387,7 +399,9 @@ def _sort_settings(request: Request) -> tuple[str | None, bool]:
     try:
         settings = json.loads(raw)
     except json.JSONDecodeError:
-        raise EngineHttpError(400, "'sortSettings' must be JSON like {\"sortBy\":\"createdAt\",\"sortDir\":\"DESC\"}.") from None
+        raise EngineHttpError(
+            400, '\'sortSettings\' must be JSON like {"sortBy":"createdAt","sortDir":"DESC"}.'
+        ) from None
     if not isinstance(settings, dict):
         raise EngineHttpError(400, "'sortSettings' must be a JSON object with 'sortBy' and 'sortDir'.")
     sort_by = settings.get("sortBy")

@@ -24,7 +24,14 @@ from typing import Any
 from cachetools import LRUCache
 
 from .authority import Identity
-from .bpmn import DeployError, InstanceSnapshot, ParsedDefinitions, ProcessModelDef, ProcessRunner, parse_definitions
+from .bpmn import (
+    DeployError,
+    InstanceSnapshot,
+    ParsedDefinitions,
+    ProcessModelDef,
+    ProcessRunner,
+    parse_definitions,
+)
 from .errors import EngineHttpError
 from .events import EventBus
 from .store import FLOW_NODE_FILTER_COLUMNS, FlowNodeQuery, LaneScope, Store
@@ -72,7 +79,7 @@ class EngineCore:
     def set_store_meta(self, key: str, value: str) -> None:
         self._store.set_meta(key, value)
 
-    # -- definitions and models ---------------------------------------------------------------------------------
+    # -- definitions and models ------------------------------------------------------------------------------
 
     def _load_definitions(self) -> None:
         for row in self._store.current_definitions():
@@ -84,7 +91,9 @@ class EngineCore:
         if parsed is None:
             text = xml if xml is not None else self._store.definition_xml(digest)
             if text is None:
-                raise EngineHttpError(500, f"The process definition version {digest} is missing from the store.")
+                raise EngineHttpError(
+                    500, f"The process definition version {digest} is missing from the store."
+                )
             parsed = parse_definitions(text)
             self._parsed[digest] = parsed
             for model in parsed.process_models:
@@ -135,7 +144,9 @@ class EngineCore:
             self._parsed[digest] = parsed
             for model in parsed.process_models:
                 self._known_lanes.update(node.lane for node in model.flow_nodes if node.lane)
-            for model_id in [key for key, value in self._models.items() if value.definition_id == parsed.definitions_id]:
+            for model_id in [
+                key for key, value in self._models.items() if value.definition_id == parsed.definitions_id
+            ]:
                 del self._models[model_id]
             self._index_models(parsed, digest)
 
@@ -148,7 +159,9 @@ class EngineCore:
     def process_definitions(self) -> list[dict[str, Any]]:
         result = []
         for row in self._store.current_definitions():
-            models = [self._model_json(m) for m in self._models.values() if m.definition_id == row["definition_id"]]
+            models = [
+                self._model_json(m) for m in self._models.values() if m.definition_id == row["definition_id"]
+            ]
             result.append(
                 {
                     "processDefinitionId": row["definition_id"],
@@ -195,7 +208,7 @@ class EngineCore:
             result["processModelName"] = model.name
         return result
 
-    # -- process instances --------------------------------------------------------------------------------------
+    # -- process instances -----------------------------------------------------------------------------------
 
     async def start(
         self,
@@ -293,7 +306,10 @@ class EngineCore:
                     EngineHttpError(
                         500,
                         f"Process instance '{process_instance_id}' failed: {message}",
-                        additional_information={"processInstanceId": process_instance_id, "error": snapshot.error},
+                        additional_information={
+                            "processInstanceId": process_instance_id,
+                            "error": snapshot.error,
+                        },
                     )
                 )
             elif snapshot.state == "terminated":
@@ -312,7 +328,9 @@ class EngineCore:
             self._waiters.pop(process_instance_id, None)
 
     @staticmethod
-    def _start_answer(instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot) -> dict[str, Any]:
+    def _start_answer(
+        instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot
+    ) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "processInstanceId": instance["process_instance_id"],
             "correlationId": instance["correlation_id"],
@@ -364,7 +382,8 @@ class EngineCore:
             raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
         if instance["state"] in ENDED_STATES:
             raise EngineHttpError(
-                409, f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}')."
+                409,
+                f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}').",
             )
 
         def act(runner: ProcessRunner) -> None:
@@ -372,9 +391,11 @@ class EngineCore:
 
         self._advance(instance, act, terminated_by=identity.user_id)
 
-    # -- user tasks ---------------------------------------------------------------------------------------------
+    # -- user tasks ------------------------------------------------------------------------------------------
 
-    def query_flow_nodes(self, query: FlowNodeQuery, identity: Identity) -> tuple[list[dict[str, Any]], int | None]:
+    def query_flow_nodes(
+        self, query: FlowNodeQuery, identity: Identity
+    ) -> tuple[list[dict[str, Any]], int | None]:
         scope = LaneScope(None if identity.is_admin else frozenset(self._visible_lanes(identity)))
         rows, total = self._store.query_flow_nodes(
             FlowNodeQuery(
@@ -394,7 +415,11 @@ class EngineCore:
 
     def _visible_user_task(self, flow_node_instance_id: str, identity: Identity) -> dict[str, Any]:
         row = self._store.get_flow_node(flow_node_instance_id)
-        if row is None or row["flow_node_type"] != USER_TASK or not identity.can_see_lane(row["flow_node_lane"]):
+        if (
+            row is None
+            or row["flow_node_type"] != USER_TASK
+            or not identity.can_see_lane(row["flow_node_lane"])
+        ):
             raise EngineHttpError(404, f"User task '{flow_node_instance_id}' not found.")
         if row["state"] != "suspended":
             raise EngineHttpError(
@@ -416,7 +441,9 @@ class EngineCore:
             )
         if current == actual_owner_id:
             return
-        self._store.update_flow_node(flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso())
+        self._store.update_flow_node(
+            flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso()
+        )
         row["actual_owner_id"] = actual_owner_id
         self._publish("user_task_reserved", self._task_event(row), row["flow_node_lane"])
 
@@ -450,7 +477,9 @@ class EngineCore:
             )
         instance = self._store.get_instance(str(row["process_instance_id"]))
         if instance is None:
-            raise EngineHttpError(500, f"The process instance of user task '{flow_node_instance_id}' is missing.")
+            raise EngineHttpError(
+                500, f"The process instance of user task '{flow_node_instance_id}' is missing."
+            )
 
         def act(runner: ProcessRunner) -> None:
             runner.finish_user_task(flow_node_instance_id, result)
@@ -461,7 +490,7 @@ class EngineCore:
             finished_task=(flow_node_instance_id, identity.user_id, result),
         )
 
-    # -- advancing an instance ----------------------------------------------------------------------------------
+    # -- advancing an instance -------------------------------------------------------------------------------
 
     def _runner(self, instance: Mapping[str, Any]) -> ProcessRunner:
         process_instance_id = str(instance["process_instance_id"])
@@ -488,7 +517,12 @@ class EngineCore:
             stamp = now_iso()
             with self._store.transaction():
                 events = self._apply_snapshot(
-                    instance, runner, snapshot, stamp, finished_task=finished_task, terminated_by=terminated_by
+                    instance,
+                    runner,
+                    snapshot,
+                    stamp,
+                    finished_task=finished_task,
+                    terminated_by=terminated_by,
                 )
         except KeyError as exc:
             self._runners.pop(process_instance_id, None)
@@ -543,7 +577,9 @@ class EngineCore:
                 "error": node.error,
                 "created_at": old["created_at"] if old else stamp,
                 "updated_at": stamp,
-                "finished_at": (old["finished_at"] if old and old["finished_at"] else stamp) if ended else None,
+                "finished_at": (old["finished_at"] if old and old["finished_at"] else stamp)
+                if ended
+                else None,
             }
             if finished_task is not None and node.flow_node_instance_id == finished_task[0]:
                 row["finished_by_user_id"] = finished_task[1]
@@ -560,7 +596,11 @@ class EngineCore:
                         else node.end_token
                     )
                     events.append(("user_task_finished", message, node.flow_node_lane))
-        fields: dict[str, Any] = {"state": snapshot.state, "workflow": runner.serialize(), "error": snapshot.error}
+        fields: dict[str, Any] = {
+            "state": snapshot.state,
+            "workflow": runner.serialize(),
+            "error": snapshot.error,
+        }
         if snapshot.state in ENDED_STATES and instance["state"] not in ENDED_STATES:
             fields["finished_at"] = stamp
             process_message = self._process_event(instance, snapshot)
@@ -576,7 +616,7 @@ class EngineCore:
         self._store.update_instance(process_instance_id, **fields)
         return events
 
-    # -- events -------------------------------------------------------------------------------------------------
+    # -- events ----------------------------------------------------------------------------------------------
 
     @staticmethod
     def _task_event(row: Mapping[str, Any], *, current_token: Any = None) -> dict[str, Any]:
@@ -626,13 +666,15 @@ class EngineCore:
         for name, message, lane in events:
             self._publish(name, message, lane)
 
-    # -- rules --------------------------------------------------------------------------------------------------
+    # -- rules -----------------------------------------------------------------------------------------------
 
     @staticmethod
     def _require_write(identity: Identity) -> None:
         if identity.is_admin or "engine_write" in identity.scopes:
             return
-        raise EngineHttpError(403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action.")
+        raise EngineHttpError(
+            403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action."
+        )
 
 
 def _model_sort_key(deployed: _DeployedModel) -> str:

@@ -215,7 +215,7 @@ class Store:
             finally:
                 self._in_transaction = False
 
-    # -- meta ---------------------------------------------------------------------------------------------------
+    # -- meta ------------------------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -225,9 +225,11 @@ class Store:
         with self.transaction():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    # -- definitions --------------------------------------------------------------------------------------------
+    # -- definitions -----------------------------------------------------------------------------------------
 
-    def save_definition(self, definition_id: str, xml: str, digest: str, deployed_at: str, deployed_by: str) -> None:
+    def save_definition(
+        self, definition_id: str, xml: str, digest: str, deployed_at: str, deployed_by: str
+    ) -> None:
         with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO definition_versions (hash, definition_id, xml) VALUES (?, ?, ?)",
@@ -254,7 +256,7 @@ class Store:
         row = self._db.execute("SELECT xml FROM definition_versions WHERE hash = ?", (digest,)).fetchone()
         return None if row is None else str(row["xml"])
 
-    # -- process instances --------------------------------------------------------------------------------------
+    # -- process instances -----------------------------------------------------------------------------------
 
     def insert_instance(self, row: Mapping[str, Any]) -> None:
         values = dict(row)
@@ -305,7 +307,7 @@ class Store:
         ).fetchall()
         return [str(row[0]) for row in rows]
 
-    # -- flow node instances ------------------------------------------------------------------------------------
+    # -- flow node instances ---------------------------------------------------------------------------------
 
     def upsert_flow_node(self, row: Mapping[str, Any]) -> None:
         values = dict(row)
@@ -343,7 +345,8 @@ class Store:
 
     def flow_nodes_of_instance(self, process_instance_id: str) -> dict[str, dict[str, Any]]:
         rows = self._db.execute(
-            "SELECT * FROM flow_node_instances WHERE process_instance_id = ? ORDER BY seq", (process_instance_id,)
+            "SELECT * FROM flow_node_instances WHERE process_instance_id = ? ORDER BY seq",
+            (process_instance_id,),
         ).fetchall()
         return {str(row["flow_node_instance_id"]): _flow_node_row(row) for row in rows}
 
@@ -352,7 +355,11 @@ class Store:
         lanes = query.scope.visible_lanes
         if lanes is not None:
             marks = ", ".join("?" for _ in lanes)
-            clause = f"(flow_node_lane IS NULL OR flow_node_lane IN ({marks}))" if lanes else "flow_node_lane IS NULL"
+            clause = (
+                f"(flow_node_lane IS NULL OR flow_node_lane IN ({marks}))"
+                if lanes
+                else "flow_node_lane IS NULL"
+            )
             where = f"{where} AND {clause}" if where else f"WHERE {clause}"
             params.extend(sorted(lanes))
         order = "seq"
@@ -360,10 +367,14 @@ class Store:
             direction = "DESC" if query.sort_descending else "ASC"
             order = f"{query.sort_column} {direction}, seq {direction}"
         sql = f"SELECT * FROM flow_node_instances {where} ORDER BY {order} LIMIT ? OFFSET ?"
-        rows = self._db.execute(sql, [*params, query.limit if query.limit > 0 else -1, query.offset]).fetchall()
+        rows = self._db.execute(
+            sql, [*params, query.limit if query.limit > 0 else -1, query.offset]
+        ).fetchall()
         total: int | None = None
         if query.include_count:
-            total = int(self._db.execute(f"SELECT COUNT(*) FROM flow_node_instances {where}", params).fetchone()[0])
+            total = int(
+                self._db.execute(f"SELECT COUNT(*) FROM flow_node_instances {where}", params).fetchone()[0]
+            )
         return [_flow_node_row(row) for row in rows], total
 
 

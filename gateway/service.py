@@ -109,15 +109,19 @@ class TaskService:
     def engine_calls(self) -> int:
         return self._engine.call_count
 
-    # -- reading --------------------------------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------------------------
 
     async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
         first = query.first
         if first < 0 or first > self.limits.max_page_size:
-            raise errors.BadRequest(f"'first' must be between 0 and {self.limits.max_page_size}, not {first}.")
+            raise errors.BadRequest(
+                f"'first' must be between 0 and {self.limits.max_page_size}, not {first}."
+            )
         for sort in query.sort:
             if sort.field is SortField.TOKEN and not sort.token_path:
-                raise errors.BadRequest("Sorting by TOKEN needs a tokenPath, e.g. \"amount\" or \"customer.type\".")
+                raise errors.BadRequest(
+                    'Sorting by TOKEN needs a tokenPath, e.g. "amount" or "customer.type".'
+                )
         sorts = query.sort or (TaskSort(SortField.STARTED_AT),)
         directions = [sort.direction for sort in sorts] + [SortDirection.ASC]
         query_print = fingerprint(query.filter, sorts)
@@ -125,8 +129,12 @@ class TaskService:
         engine_filter = engine_part(query.filter)
         pushable = not query.filter.residual and len(sorts) == 1 and sorts[0].field in ENGINE_SORT_COLUMNS
         if pushable:
-            return await self._pushed_down_page(caller, engine_filter, sorts, directions, first, position, query_print)
-        return await self._residual_page(caller, query.filter, sorts, directions, first, position, query_print)
+            return await self._pushed_down_page(
+                caller, engine_filter, sorts, directions, first, position, query_print
+            )
+        return await self._residual_page(
+            caller, query.filter, sorts, directions, first, position, query_print
+        )
 
     def _edges(
         self, tasks: Sequence[UserTask], sorts: Sequence[TaskSort], start_position: int, query_print: str
@@ -137,7 +145,13 @@ class TaskService:
         )
 
     async def _engine_page(
-        self, caller: Caller, engine_filter: EngineFilter, sort_by: str, descending: bool, offset: int, limit: int
+        self,
+        caller: Caller,
+        engine_filter: EngineFilter,
+        sort_by: str,
+        descending: bool,
+        offset: int,
+        limit: int,
     ) -> EnginePage:
         key = (caller.cache_key, "page", engine_filter, sort_by, descending, offset, limit)
         return await self._cache.get_or_load(
@@ -159,7 +173,10 @@ class TaskService:
     ) -> TaskPage:
         sort_by = ENGINE_SORT_COLUMNS[sorts[0].field]
         descending = sorts[0].direction is SortDirection.DESC
-        compare = functools.cmp_to_key(lambda a, b: _compare_keys(_key_of(a, sorts), _key_of(b, sorts), directions))
+        def order(left: UserTask, right: UserTask) -> int:
+            return _compare_keys(_key_of(left, sorts), _key_of(right, sorts), directions)
+
+        compare = functools.cmp_to_key(order)
         slack = self.limits.cursor_slack
         if position is None:
             page = await self._engine_page(caller, engine_filter, sort_by, descending, 0, max(first, 1) + 1)
@@ -176,7 +193,10 @@ class TaskService:
             items = sorted(page.tasks, key=compare)
             keys = [_key_of(task, sorts) for task in items]
             if offset > 0 and (not items or _compare_keys(keys[0], anchor, directions) > 0):
-                offset, back_step = max(0, offset - back_step), back_step * 2  # tasks vanished before the cursor
+                offset, back_step = (
+                    max(0, offset - back_step),
+                    back_step * 2,
+                )  # tasks vanished before the cursor
                 continue
             start = next(
                 (i for i, key in enumerate(keys) if _compare_keys(key, anchor, directions) > 0), len(items)
@@ -206,7 +226,12 @@ class TaskService:
             rest = await asyncio.gather(
                 *(
                     self._engine.query_tasks(
-                        caller, engine_filter, offset=offset, limit=size, sort_by="createdAt", descending=False
+                        caller,
+                        engine_filter,
+                        offset=offset,
+                        limit=size,
+                        sort_by="createdAt",
+                        descending=False,
                     )
                     for offset in range(size, first.total_count, size)
                 )
@@ -231,9 +256,11 @@ class TaskService:
     ) -> TaskPage:
         candidates = await self._candidates(caller, engine_part(task_filter))
         passes = residual_predicate(task_filter)
+        def order(left: tuple[tuple[Any, ...], UserTask], right: tuple[tuple[Any, ...], UserTask]) -> int:
+            return _compare_keys(left[0], right[0], directions)
+
         keyed = sorted(
-            ((_key_of(task, sorts), task) for task in candidates if passes(task)),
-            key=functools.cmp_to_key(lambda a, b: _compare_keys(a[0], b[0], directions)),
+            ((_key_of(task, sorts), task) for task in candidates if passes(task)), key=functools.cmp_to_key(order)
         )
         start = 0
         if position is not None:
@@ -264,7 +291,9 @@ class TaskService:
         found = await self._engine.tasks_by_ids(caller, [task_id])
         return next((task for task in found if task.id == task_id), None)
 
-    async def _explain_refusal(self, caller: Caller, task_id: str, refusal: errors.GatewayError) -> errors.GatewayError:
+    async def _explain_refusal(
+        self, caller: Caller, task_id: str, refusal: errors.GatewayError
+    ) -> errors.GatewayError:
         """The engine says 404 for unknown and for no-longer-waiting tasks alike; tell them apart."""
         if not isinstance(refusal, errors.TaskNotFound):
             return refusal
@@ -273,7 +302,7 @@ class TaskService:
             return errors.TaskNotActive(task_id, task.state)
         return refusal
 
-    # -- writing --------------------------------------------------------------------------------------------------
+    # -- writing ---------------------------------------------------------------------------------------------
 
     async def _write(self, caller: Caller, task_id: str, action: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -345,7 +374,7 @@ class TaskService:
         )
         return tuple(item for item in page.tasks if item.reserved_for in (None, caller.user_id))
 
-    # -- batches --------------------------------------------------------------------------------------------------
+    # -- batches ---------------------------------------------------------------------------------------------
 
     async def _batch(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
         if len(items) > self.limits.max_batch_size:
@@ -368,7 +397,9 @@ class TaskService:
     ) -> list[UserTask | errors.GatewayError]:
         return await self._batch(task_ids, lambda task_id: self.reserve(caller, task_id, owner_id))
 
-    async def cancel_reservations(self, caller: Caller, task_ids: Sequence[str]) -> list[UserTask | errors.GatewayError]:
+    async def cancel_reservations(
+        self, caller: Caller, task_ids: Sequence[str]
+    ) -> list[UserTask | errors.GatewayError]:
         return await self._batch(task_ids, lambda task_id: self.cancel_reservation(caller, task_id))
 
     async def finish_many(

@@ -6,7 +6,7 @@ Tests talk to it over real HTTP, exactly as the gateway talks to a real ProcessC
 from __future__ import annotations
 
 import json
-
+import os
 import signal
 import socket
 import subprocess
@@ -127,7 +127,7 @@ class EngineServer:
         self.stop()
         return self.start()
 
-    # -- small synchronous helpers for arranging tests ----------------------------------------------------------
+    # -- small synchronous helpers for arranging tests -------------------------------------------------------
 
     def headers(self, token: str = DUMMY_TOKEN) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -150,7 +150,10 @@ class EngineServer:
         if token_payload is not None:
             body["initialToken"] = token_payload
         response = httpx.post(
-            f"{self.api}/process_models/{process_model_id}/start", json=body, headers=self.headers(token), timeout=30
+            f"{self.api}/process_models/{process_model_id}/start",
+            json=body,
+            headers=self.headers(token),
+            timeout=30,
         )
         response.raise_for_status()
         result: dict[str, Any] = response.json()
@@ -175,5 +178,85 @@ def port_is_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-__all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "free_port", "port_is_closed"]
+__all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "GatewayServer", "free_port", "port_is_closed"]
 
+
+@dataclass
+class GatewayServer:
+    """``python -m gateway`` in its own process, pointed at an engine by environment variables only."""
+
+    engine_url: str | None
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def graphql_url(self) -> str:
+        return self.url + "/graphql"
+
+    def start(self) -> GatewayServer:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("GATEWAY_", "PROCESSCUBE_"))
+        }
+        env.update(
+            {"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port), "GATEWAY_LOG_LEVEL": "warning"}
+        )
+        if self.engine_url is not None:
+            env["PROCESSCUBE_ENGINE_URL"] = self.engine_url
+        env.update(self.env)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / f"gateway-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gateway did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def engine_calls(self) -> int:
+        return int(httpx.get(self.url + "/healthz").json()["engineCalls"])
+
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(
+            self.graphql_url, json={"query": query, "variables": variables or {}}, headers=headers, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body

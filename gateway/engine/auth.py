@@ -22,7 +22,13 @@ from typing import Any, Final, Protocol, runtime_checkable
 import httpx
 import jwt
 
-from .errors import AuthenticationError, ProtocolError, error_for_response, map_engine_errors
+from .errors import (
+    AuthenticationError,
+    EngineUnavailableError,
+    ProtocolError,
+    error_for_response,
+    map_engine_errors,
+)
 from .wire import authority_from_wire, json_body
 
 __all__ = [
@@ -172,6 +178,12 @@ class ClientCredentialsProvider:
                     "scope": self._scope,
                 },
                 headers={"Accept": "application/json"},
+            )
+        if response.status_code >= 500:
+            # An outage, not a refusal: "unavailable", so reads retry it and callers see ENGINE_UNAVAILABLE.
+            raise EngineUnavailableError(
+                f"the authority {authority} failed to answer a token request (HTTP {response.status_code})",
+                request_sent=True,
             )
         if not response.is_success:
             raise self._refused(authority, response)

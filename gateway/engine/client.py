@@ -400,7 +400,7 @@ class UserTaskClient:
         await self._request(
             "PUT",
             f"/user_tasks/{quote(user_task_instance_id, safe='')}/finish",
-            json=dict(result),
+            json=dict(result) if isinstance(result, Mapping) else result,
             write=True,
             what=f"finish user task {user_task_instance_id}",
         )
@@ -484,6 +484,9 @@ class UserTaskClient:
         for name in events:
             if name not in USER_TASK_EVENTS:
                 raise ValueError(f"unknown user task event {name!r}")
+        root = self
+        while root._parent is not None:  # streams end when the pool's owner closes
+            root = root._parent
         stream = UserTaskEventStream(
             events=tuple(events),
             mode=mode,
@@ -492,9 +495,9 @@ class UserTaskClient:
             long_poll=self._long_poll,
             long_poll_timeout=long_poll_timeout,
             backoff=self._retry,
-            on_close=self._streams.discard,
+            on_close=root._streams.discard,
         )
-        self._streams.add(stream)
+        root._streams.add(stream)
         return stream
 
     async def _long_poll(self, event: str, wait: float) -> object | None:

@@ -42,7 +42,9 @@ class PageActivity:
         ``data:`` URLs (inline icons and fonts) are not network requests and are ignored.
         """
         ws_origin = "ws" + origin.removeprefix("http")
-        outside = [url for url in self.requests if not _same_origin(url, origin) and not url.startswith("data:")]
+        outside = [
+            url for url in self.requests if not _same_origin(url, origin) and not url.startswith("data:")
+        ]
         return outside + [url for url in self.websockets if not _same_origin(url, ws_origin)]
 
     def errors(self) -> list[str]:
@@ -61,7 +63,7 @@ def require_chromium() -> Path:
 
 @contextmanager
 def chromium_page() -> Iterator[tuple[Page, PageActivity]]:
-    """A fresh page in headless Debian chromium plus the record of its activity; the browser is always closed."""
+    """A fresh page in headless Debian chromium and the record of its activity; the browser always closes."""
     executable = require_chromium()
     activity = PageActivity()
 

@@ -72,7 +72,7 @@ def instance(engine: EngineServer, process_instance_id: str) -> dict[str, Any]:
     return result
 
 
-# -- deploy -----------------------------------------------------------------------------------------------------
+# -- deploy --------------------------------------------------------------------------------------------------
 
 
 def test_every_example_and_studio_model_deploys(engine_server: EngineServer) -> None:
@@ -132,7 +132,7 @@ def test_bad_deploy_bodies_are_bad_requests(engine_server: EngineServer, body: b
     assert expected in assert_engine_error(response, 400, "BadRequestError")["message"]
 
 
-# -- user tasks -------------------------------------------------------------------------------------------------
+# -- user tasks ----------------------------------------------------------------------------------------------
 
 
 def test_a_waiting_user_task_carries_every_field_of_the_contract(approval_engine: EngineServer) -> None:
@@ -296,7 +296,7 @@ def engine_factory_small_bodies(engine_server_factory: EngineFactory) -> EngineS
     return engine_server_factory(extra_args=["--max-body-bytes", "1024"])
 
 
-# -- queries ----------------------------------------------------------------------------------------------------
+# -- queries -------------------------------------------------------------------------------------------------
 
 
 def test_filters_take_comma_joined_values_and_page_and_sort(approval_engine: EngineServer) -> None:
@@ -357,7 +357,7 @@ def test_unknown_routes_and_methods_answer_in_the_engine_error_shape(engine_serv
     assert response.status_code == 405
 
 
-# -- process instances ------------------------------------------------------------------------------------------
+# -- process instances ---------------------------------------------------------------------------------------
 
 
 def test_start_can_wait_for_the_end(engine_server: EngineServer) -> None:
@@ -417,7 +417,7 @@ def test_a_failing_condition_puts_the_instance_in_error_and_the_server_keeps_ser
     assert httpx.get(engine_server.api + "/info").status_code == 200
 
 
-# -- persistence ------------------------------------------------------------------------------------------------
+# -- persistence ---------------------------------------------------------------------------------------------
 
 
 def test_a_restart_keeps_models_instances_tasks_and_reservations(approval_engine: EngineServer) -> None:
@@ -436,7 +436,7 @@ def test_a_restart_keeps_models_instances_tasks_and_reservations(approval_engine
     assert approval_engine.user_tasks(processInstanceId=task["processInstanceId"])
 
 
-# -- identity ---------------------------------------------------------------------------------------------------
+# -- identity ------------------------------------------------------------------------------------------------
 
 
 def test_without_anonymous_access_the_dummy_token_is_refused(engine_server_factory: EngineFactory) -> None:
@@ -482,7 +482,7 @@ def test_a_read_only_client_cannot_write(approval_engine: EngineServer) -> None:
     assert_engine_error(response, 403, "ForbiddenError")
 
 
-# -- models used above ------------------------------------------------------------------------------------------
+# -- models used above ---------------------------------------------------------------------------------------
 
 _HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -11,6 +11,7 @@ import pytest
 from gateway.engine import (
     AuthenticationError,
     ClientCredentialsProvider,
+    EngineUnavailableError,
     ProcessCubeException,
     UnauthorizedError,
 )
@@ -234,3 +235,16 @@ async def test_authority_without_discovery_is_an_authentication_error() -> None:
     async with credentials_client(handler, authority_url=AUTHORITY) as client:
         with pytest.raises(AuthenticationError, match=AUTHORITY):
             await client.get_user_tasks()
+
+
+async def test_authority_outage_is_unavailable_not_an_authentication_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("openid-configuration"):
+            return httpx.Response(200, json={"token_endpoint": f"{AUTHORITY}/token"})
+        return httpx.Response(503, text="down")
+
+    recorder = Recorder(handler)
+    async with credentials_client(recorder, authority_url=AUTHORITY) as client:
+        with pytest.raises(EngineUnavailableError, match=AUTHORITY):
+            await client.get_user_tasks()
+    assert len([r for r in recorder.requests if r.url.path == "/token"]) == 4  # a read: retried

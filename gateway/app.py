@@ -1,0 +1,119 @@
+"""``create_app(settings)``: the gateway as one Starlette app.
+
+The lifespan owns the process's resources: the embedded engine (when no engine URL is configured), the one
+engine client (one connection pool), the token verifier, the read cache and the service. Nothing happens at
+import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from .assets import static_files_mount
+from .cache import ReadCache
+from .config import Settings
+from .cursor import CursorCodec
+from .embedded import EmbeddedEngine
+from .engine import UserTaskClient
+from .engine_adapter import ClientEngine
+from .gql.app import graphql_app
+from .identity import TokenVerifier
+from .middleware import GatewayMiddleware
+from .service import ServiceLimits, TaskService
+
+log = logging.getLogger("gateway")
+
+
+async def health(request: Request) -> Response:
+    state = request.app.state
+    return JSONResponse(
+        {"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls}
+    )
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    graphql = graphql_app(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_query_tokens,
+    )
+    return [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", health, methods=["GET"]),
+        static_files_mount("/static"),
+    ]
+
+
+def create_app(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        embedded: EmbeddedEngine | None = None
+        engine_url = settings.engine_url
+        if engine_url is None:
+            embedded = EmbeddedEngine(
+                port=settings.embedded_engine_port,
+                data_dir=settings.embedded_engine_data_dir,
+                demo=settings.embedded_engine_demo,
+            )
+            engine_url = await embedded.start()
+            log.info("embedded engine at %s", engine_url)
+        client = UserTaskClient(
+            engine_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            authority_url=settings.authority_url if settings.client_id else None,
+            timeout=settings.engine_timeout_seconds,
+        )
+        http = httpx.AsyncClient(timeout=settings.engine_timeout_seconds, trust_env=False)
+
+        async def authority_url() -> str:
+            if settings.authority_url:
+                return settings.authority_url
+            response = await http.get(f"{engine_url}/atlas_engine/api/v1/authority")
+            response.raise_for_status()
+            return str(response.json())
+
+        app.state.engine_url = engine_url
+        app.state.client = client
+        app.state.verifier = TokenVerifier(
+            http,
+            authority_url=authority_url,
+            allow_anonymous=settings.allow_anonymous,
+            audience=settings.jwt_audience,
+        )
+        app.state.cache = ReadCache(
+            ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
+        )
+        app.state.service = TaskService(
+            ClientEngine(client),
+            app.state.cache,
+            CursorCodec(settings.cursor_secret),
+            ServiceLimits(
+                default_page_size=settings.default_page_size,
+                max_page_size=settings.max_page_size,
+                max_batch_size=settings.max_batch_size,
+                batch_concurrency=settings.batch_concurrency,
+                residual_scan_limit=settings.residual_scan_limit,
+            ),
+        )
+        try:
+            yield
+        finally:
+            await client.aclose()
+            await http.aclose()
+            if embedded is not None:
+                await embedded.stop()
+
+    app = Starlette(routes=routes(settings), lifespan=lifespan)
+    app.state.settings = settings
+    return GatewayMiddleware(app, max_body_bytes=settings.max_body_bytes)

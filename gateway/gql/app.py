@@ -1,0 +1,106 @@
+"""The GraphQL endpoint: strawberry's ASGI app with the offline GraphiQL page and our per-request context.
+
+GraphQL over HTTP, as the spec (and the ``graphql-http`` audit) has it:
+
+- A client that accepts ``application/graphql-response+json`` gets that media type, and a request that fails
+  before execution (it does not parse, fails validation, or its variables have the wrong type) answers 400
+  without a ``data`` key. Clients that accept only ``application/json`` keep the classic 200.
+- Transport errors strawberry answers in plain text (a body that is not JSON, a mutation over GET) come back as
+  GraphQL errors with ``extensions.code``; a mutation over GET is 405 with ``Allow: POST``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.execution import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from ..errors import GatewayError
+from ..graphiql import OfflineGraphQL
+from .context import Context
+from .schema import build_schema
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def wants_graphql_response(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip() == GRAPHQL_RESPONSE_JSON for part in accept.split(","))
+
+
+class _SubResponse(Response):
+    """strawberry's sub-response, remembering its request so that create_response can honour Accept."""
+
+    request: Request | None = None
+
+
+class GatewayGraphQL(OfflineGraphQL[Context, None]):
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        state = request.app.state
+        try:
+            caller: Any = await state.verifier.caller(request.headers.get("authorization"))
+        except GatewayError as exc:
+            caller = exc
+        return Context(
+            service=state.service,
+            request_id=request.scope.get("state", {}).get("request_id", "-"),
+            caller_or_error=caller,
+            request=request,
+            response=response,
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        if isinstance(request, Request):
+            sub_response.request = request
+        return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if result.data is None and result.errors and all(error.path is None for error in result.errors):
+            request.state.request_error = True  # failed before execution: parse, validation, variables
+            if wants_graphql_response(request):
+                processed.pop("data", None)
+        return processed
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        request = getattr(sub_response, "request", None)
+        if request is not None and wants_graphql_response(request):
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+            if getattr(request.state, "request_error", False) and response.status_code == 200:
+                response.status_code = 400
+        return response
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except HTTPException as exc:
+            status, headers = exc.status_code, {}
+            if "mutation" in exc.reason.lower() and request.method == "GET":
+                status, headers = 405, {"Allow": "POST"}
+            body = {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]}
+            media_type = GRAPHQL_RESPONSE_JSON if wants_graphql_response(request) else "application/json"
+            return Response(json.dumps(body), status_code=status, headers=headers, media_type=media_type)
+
+
+def graphql_app(*, max_depth: int, max_aliases: int, max_tokens: int) -> GatewayGraphQL:
+    schema = build_schema(max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens)
+    return GatewayGraphQL(
+        schema,
+        graphql_ide="graphiql",
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        multipart_uploads_enabled=False,
+    )

@@ -1,0 +1,42 @@
+"""The per-request context: the caller (verified before any resolver runs), the service and the DataLoader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from ..domain import Caller, UserTask
+from ..errors import GatewayError
+from ..service import TaskService
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+@dataclass
+class Context:
+    service: TaskService
+    request_id: str
+    caller_or_error: Caller | GatewayError
+    request: Any = None
+    response: Any = None
+    task_loader: DataLoader[str, UserTask | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        async def load(ids: Sequence[str]) -> list[UserTask | None]:
+            return await self.service.get_tasks(self.caller, list(ids))
+
+        self.task_loader = DataLoader(load_fn=load)
+
+    @property
+    def caller(self) -> Caller:
+        """The verified caller; raises the authentication error for requests that failed it."""
+        if isinstance(self.caller_or_error, GatewayError):
+            raise self.caller_or_error
+        return self.caller_or_error
+
+
+Info: TypeAlias = StrawberryInfo[Context, None]

@@ -1,0 +1,65 @@
+"""Errors in GraphQL results: every error carries ``extensions.code``; the unexpected ones are masked.
+
+- A :class:`~gateway.errors.GatewayError` keeps its message and gets its code (ENGINE_UNAVAILABLE, …).
+- Parse and validation errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit (depth, aliases, tokens) hit.
+- Anything else is masked as "Unexpected error." with the request id, and logged with its stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from ..errors import EngineUnavailable, GatewayError
+
+log = logging.getLogger("gateway")
+
+LIMIT_MESSAGES = ("exceeds maximum operation depth", "aliases found", "contains more than", "tokens")
+
+
+def classify(error: GraphQLError, request_id: str) -> GraphQLError:
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    if isinstance(original, GatewayError):
+        extensions.update(code=original.code, requestId=request_id)
+        if isinstance(original, EngineUnavailable):
+            extensions["retryAfterSeconds"] = original.retry_after_seconds
+        return _copy(error, error.message, extensions)
+    if original is None:
+        is_limit = any(fragment in error.message for fragment in LIMIT_MESSAGES)
+        extensions.setdefault("code", "QUERY_TOO_COMPLEX" if is_limit else "BAD_REQUEST")
+        return _copy(error, error.message, extensions)
+    log.error(
+        "unexpected error in request %s at %s",
+        request_id,
+        error.path,
+        exc_info=(type(original), original, None),
+    )
+    return _copy(error, "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+def _copy(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors:
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        result.errors = [classify(error, request_id) for error in errors]  # type: ignore[union-attr]

@@ -1,0 +1,125 @@
+"""GraphQL inputs, and their translation into the domain's filter, sort and query."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from .. import domain
+from .types import UserTaskState
+
+
+@strawberry.enum(description="How a token predicate compares the value at `path` with `value`.")
+class TokenOperator(enum.Enum):
+    EQ = "EQ"
+    NE = "NE"
+    GT = "GT"
+    GTE = "GTE"
+    LT = "LT"
+    LTE = "LTE"
+    IN = "IN"
+    CONTAINS = "CONTAINS"
+    EXISTS = "EXISTS"
+
+
+@strawberry.input(description='A condition on the task\'s token, e.g. {path: "amount", op: GT, value: 1000}.')
+class TokenPredicate:
+    path: str = strawberry.field(description='Dotted path into the token: "amount", "customer.type".')
+    op: TokenOperator
+    value: JSON | None = strawberry.field(
+        default=None, description="IN takes a list; EXISTS takes true/false (default true)."
+    )
+
+
+@strawberry.input(description="Every list means 'any of'. Without `state`, only waiting (suspended) tasks.")
+class UserTaskFilter:
+    id: list[strawberry.ID] | None = None
+    state: list[UserTaskState] | None = None
+    process_model_id: list[str] | None = None
+    process_instance_id: list[strawberry.ID] | None = None
+    flow_node_id: list[str] | None = None
+    lane: list[str] | None = None
+    correlation_id: list[str] | None = None
+    reserved_for: str | None = None
+    reserved: bool | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Text in the task's name (case-insensitive)."
+    )
+    token: list[TokenPredicate] | None = None
+
+
+@strawberry.enum
+class UserTaskSortField(enum.Enum):
+    STARTED_AT = "STARTED_AT"
+    NAME = "NAME"
+    PROCESS_MODEL_ID = "PROCESS_MODEL_ID"
+    LANE = "LANE"
+    RESERVED_FOR = "RESERVED_FOR"
+    TOKEN = "TOKEN"
+
+
+@strawberry.enum
+class SortDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.input(description="One sort key; several keys sort by the first, then the next…")
+class UserTaskSort:
+    field: UserTaskSortField
+    token_path: str | None = strawberry.field(default=None, description="With field TOKEN: the dotted path.")
+    direction: SortDirection = SortDirection.ASC
+
+
+@strawberry.input
+class FinishUserTaskInput:
+    id: strawberry.ID
+    result: JSON
+
+
+def _strings(values: list[strawberry.ID] | list[str] | None) -> tuple[str, ...]:
+    return tuple(str(value) for value in values or ())
+
+
+def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
+    if value is None:
+        return domain.TaskFilter()
+    states = tuple(state.value for state in value.state) if value.state else ("suspended",)
+    return domain.TaskFilter(
+        states=states,
+        ids=_strings(value.id),
+        process_model_ids=_strings(value.process_model_id),
+        process_instance_ids=_strings(value.process_instance_id),
+        flow_node_ids=_strings(value.flow_node_id),
+        lanes=_strings(value.lane),
+        correlation_ids=_strings(value.correlation_id),
+        reserved_for=value.reserved_for,
+        reserved=value.reserved,
+        started_after=value.started_after,
+        started_before=value.started_before,
+        search=value.search or None,
+        token=tuple(
+            domain.TokenPredicate(
+                path=predicate.path, op=domain.TokenOp(predicate.op.value), value=predicate.value
+            )
+            for predicate in value.token or ()
+        ),
+    )
+
+
+def to_sort(values: list[UserTaskSort] | None) -> tuple[domain.TaskSort, ...]:
+    if not values:
+        return domain.DEFAULT_SORT
+    return tuple(
+        domain.TaskSort(
+            field=domain.SortField(value.field.value),
+            direction=domain.SortDirection(value.direction.value),
+            token_path=value.token_path,
+        )
+        for value in values
+    )

@@ -1,0 +1,154 @@
+"""Who is calling: a bearer JWT verified against the authority's keys (JWKS) before any engine call.
+
+The authority's issuer and keys are read from its OIDC discovery document (the authority URL comes from the
+configuration, or from the engine's ``GET /atlas_engine/api/v1/authority``). Keys are cached; a token signed with
+an unknown ``kid`` makes the verifier fetch the keys again (at most once every few seconds), which is how key
+rotation reaches the gateway. A request without a token is anonymous, which works only where anonymous access is
+allowed; the gateway then uses the engine's anonymous dummy token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+from jwt.algorithms import RSAAlgorithm
+
+from . import errors
+from .domain import Caller
+
+ANONYMOUS_USER = "dummy_token"  # the user id the engine gives the anonymous dummy token
+DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
+_REFRESH_INTERVAL = 10.0
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        authority_url: Callable[[], Any],
+        allow_anonymous: bool,
+        audience: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._authority_url = authority_url
+        self._allow_anonymous = allow_anonymous
+        self._audience = audience
+        self._clock = clock
+        self._issuer: str | None = None
+        self._jwks_uri: str | None = None
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = -_REFRESH_INTERVAL
+        self._lock = asyncio.Lock()
+
+    @property
+    def allow_anonymous(self) -> bool:
+        return self._allow_anonymous
+
+    async def caller(self, authorization: str | None) -> Caller:
+        """The caller of a request, from its ``Authorization`` header (or raise ``Unauthenticated``)."""
+        if authorization is None or not authorization.strip():
+            return self._anonymous()
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise errors.Unauthenticated("The Authorization header must be 'Bearer <token>'.")
+        if token == DUMMY_TOKEN:
+            return self._anonymous()
+        claims = await self.verify(token)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise errors.Unauthenticated("The token has no subject ('sub').")
+        extra = tuple(sorted((k, v) for k, v in claims.items() if isinstance(v, str | int | float | bool)))
+        return Caller(user_id=subject, token=token, anonymous=False, claims=extra)
+
+    def _anonymous(self) -> Caller:
+        if not self._allow_anonymous:
+            raise errors.Unauthenticated("This gateway needs a bearer token (Authorization: Bearer <JWT>).")
+        return Caller(user_id=ANONYMOUS_USER, token=None, anonymous=True)
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise errors.Unauthenticated(f"The bearer token is not a JWT: {exc}.") from exc
+        if header.get("alg") != "RS256":
+            raise errors.Unauthenticated("The bearer token must be signed with RS256.")
+        key = await self._key(str(header.get("kid", "")))
+        options: Any = {"require": ["exp", "iat", "sub"], "verify_aud": self._audience is not None}
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self._issuer,
+                audience=self._audience,
+                options=options,
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise errors.Unauthenticated("The bearer token has expired.") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise errors.Unauthenticated(f"The bearer token was not issued by {self._issuer}.") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise errors.Unauthenticated(f"The bearer token is not meant for '{self._audience}'.") from exc
+        except jwt.InvalidTokenError as exc:
+            raise errors.Unauthenticated(f"The bearer token is invalid: {exc}.") from exc
+        return claims
+
+    async def _key(self, kid: str) -> Any:
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            if kid not in self._keys and self._clock() - self._fetched_at >= _REFRESH_INTERVAL:
+                await self._refresh()
+        if kid not in self._keys:
+            raise errors.Unauthenticated(
+                "The bearer token was signed with a key the authority does not publish."
+            )
+        return self._keys[kid]
+
+    async def _refresh(self) -> None:
+        try:
+            if self._jwks_uri is None:
+                authority = await self._authority_url()
+                discovery = await self._get_json(
+                    f"{str(authority).rstrip('/')}/.well-known/openid-configuration"
+                )
+                self._issuer = str(discovery["issuer"])
+                self._jwks_uri = str(discovery["jwks_uri"])
+            jwks = await self._get_json(self._jwks_uri)
+            keys: dict[str, Any] = {}
+            for jwk in jwks.get("keys", []):
+                if jwk.get("kty") == "RSA":
+                    keys[str(jwk.get("kid", ""))] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise errors.EngineFailure(
+                f"The authority's discovery document or keys are malformed: {exc}"
+            ) from exc
+        self._keys = keys
+        self._fetched_at = self._clock()
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url)
+        except httpx.TimeoutException as exc:
+            raise errors.EngineTimeout(f"The authority at {url} did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            raise errors.EngineUnavailable(f"The authority at {url} is unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise errors.EngineFailure(f"The authority answered {response.status_code} for {url}.")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise errors.EngineFailure(f"The authority's answer at {url} is not JSON.") from exc
+        if not isinstance(body, dict):
+            raise errors.EngineFailure(f"The authority's answer at {url} is not a JSON object.")
+        return body

@@ -1,0 +1,116 @@
+"""An in-memory Engine port for service tests: the engine's filtering, ordering and paging, with a call count."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway import errors
+from gateway.domain import Caller, FormField, UserTask
+from gateway.ports import EngineFilter, EnginePage
+
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_task(number: int, **overrides: Any) -> UserTask:
+    task = UserTask(
+        id=f"task-{number:05d}",
+        flow_node_id="Approve",
+        name=f"Approve order {number}",
+        lane=None,
+        state="suspended",
+        process_model_id="ApprovalProcess",
+        process_instance_id=f"pi-{number:05d}",
+        correlation_id=f"corr-{number % 3}",
+        token={"amount": number * 100, "customerType": "vip" if number % 2 else "regular"},
+        reserved_for=None,
+        form_fields=(FormField(id="approved", label="Approved", type="boolean"),),
+        started_at=BASE_TIME + timedelta(seconds=number),
+    )
+    return replace(task, **overrides)
+
+
+class FakeEngine:
+    def __init__(self, tasks: Sequence[UserTask] = ()) -> None:
+        self.tasks: dict[str, UserTask] = {task.id: task for task in tasks}
+        self.calls = 0
+        self.delay = 0.0
+        self.finished: list[tuple[str, Any]] = []
+
+    @property
+    def call_count(self) -> int:
+        return self.calls
+
+    async def _tick(self) -> None:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+
+    def _matches(self, task: UserTask, f: EngineFilter) -> bool:
+        checks = (
+            (f.states, task.state),
+            (f.process_model_ids, task.process_model_id),
+            (f.process_instance_ids, task.process_instance_id),
+            (f.flow_node_ids, task.flow_node_id),
+            (f.lanes, task.lane),
+            (f.correlation_ids, task.correlation_id),
+            (f.ids, task.id),
+        )
+        return all(not allowed or value in allowed for allowed, value in checks)
+
+    async def query_tasks(
+        self,
+        caller: Caller,
+        engine_filter: EngineFilter,
+        *,
+        offset: int,
+        limit: int,
+        sort_by: str | None,
+        descending: bool,
+    ) -> EnginePage:
+        await self._tick()
+        found = [task for task in self.tasks.values() if self._matches(task, engine_filter)]
+        assert sort_by in (None, "createdAt")
+        found.sort(key=lambda task: (task.started_at, task.id), reverse=descending)
+        page = found[offset : offset + limit] if limit else found[offset:]
+        return EnginePage(tuple(page), len(found))
+
+    async def tasks_by_ids(self, caller: Caller, ids: Sequence[str]) -> list[UserTask]:
+        await self._tick()
+        return [self.tasks[task_id] for task_id in ids if task_id in self.tasks]
+
+    def _waiting(self, task_id: str) -> UserTask:
+        task = self.tasks.get(task_id)
+        if task is None or task.state != "suspended":
+            raise errors.TaskNotFound(task_id)
+        return task
+
+    async def reserve(self, caller: Caller, task_id: str, owner_id: str) -> None:
+        await self._tick()
+        task = self._waiting(task_id)
+        if task.reserved_for not in (None, owner_id):
+            raise errors.TaskReservedByOtherUser(task_id, task.reserved_for)
+        self.tasks[task_id] = replace(task, reserved_for=owner_id)
+
+    async def cancel_reservation(self, caller: Caller, task_id: str) -> None:
+        await self._tick()
+        self.tasks[task_id] = replace(self._waiting(task_id), reserved_for=None)
+
+    async def finish(self, caller: Caller, task_id: str, result: Mapping[str, Any]) -> None:
+        await self._tick()
+        task = self._waiting(task_id)
+        if task.reserved_for not in (None, caller.user_id):
+            raise errors.TaskReservedByOtherUser(task_id, task.reserved_for)
+        self.tasks[task_id] = replace(task, state="finished", finished_by=caller.user_id, result=dict(result))
+        self.finished.append((task_id, dict(result)))
+        follow_up = replace(
+            task,
+            id=task_id + "-next",
+            flow_node_id="Notify",
+            name="Notify customer",
+            started_at=(task.started_at or BASE_TIME) + timedelta(hours=1),
+            token=dict(result),
+        )
+        self.tasks[follow_up.id] = follow_up
