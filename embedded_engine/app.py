@@ -100,7 +100,7 @@ class EngineApp:
                 raise EngineHttpError(400, "The request needs a JSON body.")
             return None
         try:
-            return json.loads(body)
+            return json.loads(bytes(body).decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise EngineHttpError(400, "The request body is not UTF-8 encoded JSON.") from exc
         except json.JSONDecodeError as exc:

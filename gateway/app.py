@@ -28,6 +28,7 @@ from .engine_adapter import ClientEngine
 from .gql.app import graphql_app
 from .identity import TokenVerifier
 from .middleware import GatewayMiddleware
+from .rest import rest_routes
 from .service import ServiceLimits, TaskService
 
 log = logging.getLogger("gateway")
@@ -50,6 +51,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", health, methods=["GET"]),
+        *rest_routes(settings),
         static_files_mount("/static"),
     ]
 

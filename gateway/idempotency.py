@@ -1,0 +1,188 @@
+"""Idempotency keys: a retried write with the same key and body gets the first answer, and the engine is not asked again.
+
+The rule (after the IETF draft "The Idempotency-Key HTTP Header Field"), kept here once so that every face can
+share it (REST uses it today; a GraphQL mutation could pass the same key):
+
+- A write is identified by :class:`IdempotencyKey`: the caller's user id, the method, the path and the client's key.
+  Scoping by caller means one user can never replay (or block) another user's answer.
+- The first request with a key runs. Its answer is kept when the face says it is final (``keep``: REST keeps
+  2xx and 4xx answers, not 5xx ones, so a retry after ``ENGINE_UNAVAILABLE`` or ``OUTCOME_UNKNOWN`` runs again;
+  a finish that did happen is then recognised by the service itself, see ``TaskService.finish``).
+- A later request with the same key and the same body fingerprint gets the kept answer (``replayed=True``).
+- The same key with another body is refused with :class:`IdempotencyKeyReused` (422): the key was reused by
+  mistake, and running the new request could do something the client did not mean to repeat.
+- Duplicates that arrive while the first request is still running wait for it and then get its answer. If the
+  first one's answer is not kept (it failed transiently, raised or was cancelled), one of the waiters runs instead.
+
+Answers are kept in memory **per gateway process** for :data:`DEFAULT_TTL_SECONDS` (24 hours), at most
+:data:`DEFAULT_MAX_ENTRIES` answers and :data:`DEFAULT_MAX_WEIGHT` bytes (the oldest go first). Behind a load
+balancer with several gateway processes, a retry that lands on another process is not recognised by the key;
+the service's own finish replay (same caller, same result) still answers it as the first finish did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .errors import GatewayError
+
+T = TypeVar("T")
+
+DEFAULT_TTL_SECONDS = 24 * 60 * 60.0
+DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_MAX_WEIGHT = 64 * 1024 * 1024
+
+
+class IdempotencyKeyReused(GatewayError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    status = 422
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"The Idempotency-Key '{key}' was already used for a request to this route with another body."
+            " Use a new key for a new request; repeat the first body to get the first answer again."
+        )
+        self.key = key
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    user_id: str
+    method: str
+    path: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    value: T
+    replayed: bool
+
+
+@dataclass
+class _Entry:
+    fingerprint: str
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    value: Any = None
+    kept: bool = False
+    expires_at: float = float("inf")
+    weight: int = 0
+
+
+def fingerprint(request: Any) -> str:
+    """A digest of a request's meaning: canonical JSON, so key order and whitespace make no difference."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class IdempotencyStore:
+    """A bounded, expiring map from :class:`IdempotencyKey` to the first answer. One per gateway process."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_weight: int = DEFAULT_MAX_WEIGHT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._max_weight = max_weight
+        self._clock = clock
+        self._entries: OrderedDict[IdempotencyKey, _Entry] = OrderedDict()
+        self._kept = 0
+        self._weight = 0
+
+    def __len__(self) -> int:
+        """Answers kept right now (requests still running are not counted)."""
+        return self._kept
+
+    async def run(
+        self,
+        key: IdempotencyKey,
+        request_fingerprint: str,
+        produce: Callable[[], Awaitable[T]],
+        *,
+        keep: Callable[[T], bool] = lambda _: True,
+        weigh: Callable[[T], int] = lambda _: 1,
+    ) -> Outcome[T]:
+        """The first answer for ``key`` (replayed), or ``produce()``'s, kept when ``keep`` says it is final."""
+        while True:
+            self._expire()
+            entry = self._entries.get(key)
+            if entry is None:
+                break
+            if entry.fingerprint != request_fingerprint:
+                raise IdempotencyKeyReused(key.key)
+            if entry.kept:
+                return Outcome(entry.value, replayed=True)
+            await entry.done.wait()  # the first request is running: wait for it
+            if entry.kept:
+                return Outcome(entry.value, replayed=True)
+            # its answer was not kept: look again (one of the waiters runs the request)
+        entry = _Entry(request_fingerprint)
+        self._entries[key] = entry
+        try:
+            value = await produce()
+        except BaseException:
+            self._forget(key, entry)
+            raise
+        if keep(value):
+            entry.value, entry.kept = value, True
+            entry.expires_at = self._clock() + self._ttl
+            entry.weight = max(0, weigh(value))
+            self._kept += 1
+            self._weight += entry.weight
+            self._entries.move_to_end(key)
+            self._evict(keep_newest=key)
+        else:
+            self._forget(key, entry)
+        entry.done.set()
+        return Outcome(value, replayed=False)
+
+    def _forget(self, key: IdempotencyKey, entry: _Entry) -> None:
+        if self._entries.get(key) is entry:
+            del self._entries[key]
+        entry.done.set()
+
+    def _drop(self, key: IdempotencyKey) -> None:
+        entry = self._entries.pop(key)
+        self._kept -= 1
+        self._weight -= entry.weight
+
+    def _expire(self) -> None:
+        now = self._clock()
+        # Kept answers are in the order they were kept, so the expired ones come first; running ones are skipped.
+        for key, entry in list(self._entries.items()):
+            if not entry.kept:
+                continue
+            if entry.expires_at > now:
+                break
+            self._drop(key)
+
+    def _evict(self, keep_newest: IdempotencyKey) -> None:
+        for key, entry in list(self._entries.items()):
+            if self._kept <= self._max_entries and self._weight <= self._max_weight:
+                break
+            if entry.kept and key != keep_newest:
+                self._drop(key)
+
+
+__all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_WEIGHT",
+    "DEFAULT_TTL_SECONDS",
+    "IdempotencyKey",
+    "IdempotencyKeyReused",
+    "IdempotencyStore",
+    "Outcome",
+    "fingerprint",
+]

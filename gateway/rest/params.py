@@ -1,0 +1,414 @@
+"""Query parameters and headers of the REST face -> the domain's TaskQuery (the GraphQL filter, spelled for URLs).
+
+Syntax (documented in openapi/openapi.yaml; the patterns below are the contract's, and a test keeps them equal):
+
+- Lists are repeated parameters: ``state=suspended&state=finished``, ``processModelId=A&processModelId=B``.
+  Every list means "any of"; without ``state`` only waiting (``suspended``) tasks are listed, as in GraphQL.
+- Token predicates: ``token=<path>:<op>:<value>``, e.g. ``token=amount:gte:1000``,
+  ``token=customerType:eq:"vip"``, ``token=customerId:in:["C-1001","C-1002"]``, ``token=comment:exists``.
+  ``path`` is dotted (``customer.type``, list items by index ``items.0``); ``op`` is one of eq, ne, gt, gte, lt,
+  lte, in, contains, exists. The value is read as JSON; a value that is not valid JSON is taken as a string
+  (``customerType:eq:vip`` equals ``customerType:eq:"vip"``; quote digits to compare with a string:
+  ``customerId:eq:"1001"``). ``exists`` takes ``true`` (the default) or ``false``.
+- Sort: ``sort=startedAt,-name,token.amount``: comma-separated keys (startedAt, name, processModelId, lane,
+  reservedFor, token.<path>), ``-`` for descending; several keys sort by the first, then the next. The parameter
+  may also be repeated (its keys are appended).
+- ``limit`` (page size, default ``GATEWAY_DEFAULT_PAGE_SIZE``) and ``cursor`` (the ``nextCursor`` of the
+  previous page, valid only with the same filter and sort).
+
+Anything else is refused with a problem that names the parameter: unknown parameters, a scalar parameter given
+twice, wrong types, values outside the contract's patterns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.datastructures import Headers, QueryParams
+
+from ..domain import (
+    TASK_STATES,
+    FieldProblem,
+    SortDirection,
+    SortField,
+    TaskFilter,
+    TaskQuery,
+    TaskSort,
+    TokenOp,
+    TokenPredicate,
+)
+from .problems import RequestInvalid
+
+# -- the contract's patterns (ECMA-262 and Python alike; checked with re.search, as JSON Schema does) -----------
+
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+TOKEN_PATH = r"[^.,:\s]+(\.[^.,:\s]+)*"
+TOKEN_PREDICATE_PATTERN = rf"^{TOKEN_PATH}:((eq|ne|gt|gte|lt|lte|in|contains):[\s\S]*|exists(:(true|false))?)$"
+SORT_KEY_PATTERN = rf"^-?(startedAt|name|processModelId|lane|reservedFor|token\.{TOKEN_PATH})$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
+
+MAX_STRING_LENGTH = 256
+MAX_LIST_ITEMS = 100
+MAX_TOKEN_PREDICATES = 20
+MAX_TOKEN_PREDICATE_LENGTH = 1000
+MAX_SORT_KEYS = 10
+MAX_CURSOR_LENGTH = 2048
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_JSON_DEPTH = 32
+
+_TOKEN_PREDICATE = re.compile(
+    rf"^(?P<path>{TOKEN_PATH}):(?:(?P<op>eq|ne|gt|gte|lt|lte|in|contains):(?P<value>[\s\S]*)"
+    r"|(?P<exists>exists)(?::(?P<flag>true|false))?)$"
+)
+_SORT_KEY = re.compile(
+    rf"^(?P<minus>-?)(?:(?P<field>startedAt|name|processModelId|lane|reservedFor)|token\.(?P<path>{TOKEN_PATH}))$"
+)
+_SORT_FIELDS = {
+    "startedAt": SortField.STARTED_AT,
+    "name": SortField.NAME,
+    "processModelId": SortField.PROCESS_MODEL_ID,
+    "lane": SortField.LANE,
+    "reservedFor": SortField.RESERVED_FOR,
+}
+_INTEGER = re.compile(r"^-?[0-9]{1,12}$")
+
+# query parameter -> TaskFilter field, for the plain string lists
+_STRING_LISTS = {
+    "processModelId": "process_model_ids",
+    "processInstanceId": "process_instance_ids",
+    "flowNodeId": "flow_node_ids",
+    "lane": "lanes",
+    "correlationId": "correlation_ids",
+}
+LIST_PARAMETERS = frozenset({"id", "state", "token", "sort", *_STRING_LISTS})
+SCALAR_PARAMETERS = frozenset(
+    {"reservedFor", "reserved", "startedAfter", "startedBefore", "search", "limit", "cursor"}
+)
+LIST_TASKS_PARAMETERS = LIST_PARAMETERS | SCALAR_PARAMETERS
+
+
+def matches(pattern: str, value: str) -> bool:
+    return re.search(pattern, value) is not None
+
+
+def is_task_id(value: str) -> bool:
+    return matches(TASK_ID_PATTERN, value)
+
+
+TASK_ID_RULE = "1 to 200 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+
+
+def _quote(value: str, limit: int = 60) -> str:
+    return json.dumps(value if len(value) <= limit else value[:limit] + "…", ensure_ascii=False)
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[FieldProblem] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append(FieldProblem(field=field, message=message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise RequestInvalid(self.items)
+
+
+def reject_unknown(query: QueryParams, known: frozenset[str]) -> None:
+    """Unknown query parameters are refused (a typo would otherwise silently widen a filter)."""
+    unknown = sorted({name for name in query if name not in known})
+    if unknown:
+        allowed = ", ".join(sorted(known)) if known else "none"
+        raise RequestInvalid(
+            [
+                FieldProblem(name, f"Unknown query parameter {_quote(name)}; this route takes: {allowed}.")
+                for name in unknown
+            ]
+        )
+
+
+def json_value(text: str) -> Any:
+    """Strict JSON (no NaN/Infinity, finite numbers, bounded depth); raises ValueError otherwise."""
+
+    def finite(raw: str) -> float:
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError(f"the number {raw} is too large")
+        return number
+
+    def constant(raw: str) -> Any:
+        raise ValueError(f"{raw} is not JSON")
+
+    try:
+        value = json.loads(text, parse_float=finite, parse_constant=constant)
+    except RecursionError:
+        raise ValueError(f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    problem = json_shape_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def json_shape_problem(value: Any) -> str | None:
+    """Why a decoded JSON value cannot be used (too deep, a lone surrogate in a string), or None."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"it is nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, str):
+            if _has_surrogate(item):
+                return "a string contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _has_surrogate(key):
+                    return "a key contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _token_value(raw: str) -> Any:
+    try:
+        return json_value(raw)
+    except ValueError:
+        return raw
+
+
+def parse_token_predicate(raw: str) -> TokenPredicate | None:
+    if len(raw) > MAX_TOKEN_PREDICATE_LENGTH or not matches(TOKEN_PREDICATE_PATTERN, raw):
+        return None
+    found = _TOKEN_PREDICATE.match(raw)
+    if found is None:  # pragma: no cover - the two patterns say the same
+        return None
+    if found["exists"]:
+        return TokenPredicate(path=found["path"], op=TokenOp.EXISTS, value=found["flag"] != "false")
+    return TokenPredicate(path=found["path"], op=TokenOp(found["op"].upper()), value=_token_value(found["value"]))
+
+
+def parse_sort_key(raw: str) -> TaskSort | None:
+    if not matches(SORT_KEY_PATTERN, raw):
+        return None
+    found = _SORT_KEY.match(raw)
+    if found is None:  # pragma: no cover - the two patterns say the same
+        return None
+    direction = SortDirection.DESC if found["minus"] else SortDirection.ASC
+    if found["path"]:
+        return TaskSort(SortField.TOKEN, direction, token_path=found["path"])
+    return TaskSort(_SORT_FIELDS[found["field"]], direction)
+
+
+def parse_date_time(raw: str) -> datetime | None:
+    if not matches(DATE_TIME_PATTERN, raw):
+        return None
+    text = raw.strip().upper()
+    leap = text[17:19] == "60"  # RFC 3339 allows a leap second; Python's datetime does not
+    if leap:
+        text = text[:17] + "59" + text[19:]
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value + timedelta(seconds=1) if leap else value
+
+
+def _strings(
+    query: QueryParams, name: str, problems: _Problems, *, check: Callable[[str], str | None] | None = None
+) -> tuple[str, ...]:
+    values = query.getlist(name)
+    if len(values) > MAX_LIST_ITEMS:
+        problems.add(name, f"Query parameter '{name}' may be repeated at most {MAX_LIST_ITEMS} times.")
+        return ()
+    for value in values:
+        problem = check(value) if check else _string_problem(value)
+        if problem is not None:
+            problems.add(name, f"Query parameter '{name}' {problem}, not {_quote(value)}.")
+    return tuple(values)
+
+
+def _string_problem(value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_STRING_LENGTH:
+        return f"must be at most {MAX_STRING_LENGTH} characters"
+    return None
+
+
+def _single(query: QueryParams, name: str, problems: _Problems) -> str | None:
+    values = query.getlist(name)
+    if len(values) > 1:
+        problems.add(name, f"Query parameter '{name}' may be given once, not {len(values)} times.")
+        return None
+    return values[0] if values else None
+
+
+def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) -> TaskQuery:
+    """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once."""
+    reject_unknown(query, LIST_TASKS_PARAMETERS)
+    problems = _Problems()
+
+    ids = _strings(
+        query, "id", problems, check=lambda value: None if is_task_id(value) else f"must be a task id ({TASK_ID_RULE})"
+    )
+    states = _strings(
+        query,
+        "state",
+        problems,
+        check=lambda value: None if value in TASK_STATES else f"must be one of {', '.join(TASK_STATES)}",
+    )
+    lists = {field: _strings(query, name, problems) for name, field in _STRING_LISTS.items()}
+
+    reserved_for = _single(query, "reservedFor", problems)
+    if reserved_for is not None and (problem := _string_problem(reserved_for)) is not None:
+        problems.add("reservedFor", f"Query parameter 'reservedFor' {problem}.")
+
+    reserved: bool | None = None
+    raw_reserved = _single(query, "reserved", problems)
+    if raw_reserved is not None:
+        if raw_reserved in ("true", "false"):
+            reserved = raw_reserved == "true"
+        else:
+            problems.add("reserved", f"Query parameter 'reserved' must be true or false, not {_quote(raw_reserved)}.")
+
+    started: dict[str, datetime | None] = {}
+    for name in ("startedAfter", "startedBefore"):
+        raw = _single(query, name, problems)
+        started[name] = None
+        if raw is not None:
+            started[name] = parse_date_time(raw)
+            if started[name] is None:
+                problems.add(
+                    name,
+                    f"Query parameter '{name}' must be an RFC 3339 date-time with a time zone, such as"
+                    f" 2026-01-15T09:30:00Z, not {_quote(raw)}.",
+                )
+
+    search = _single(query, "search", problems)
+    if search is not None and len(search) > MAX_STRING_LENGTH:
+        problems.add("search", f"Query parameter 'search' must be at most {MAX_STRING_LENGTH} characters.")
+
+    predicates: list[TokenPredicate] = []
+    raw_predicates = query.getlist("token")
+    if len(raw_predicates) > MAX_TOKEN_PREDICATES:
+        problems.add("token", f"Query parameter 'token' may be repeated at most {MAX_TOKEN_PREDICATES} times.")
+    else:
+        for raw in raw_predicates:
+            predicate = parse_token_predicate(raw)
+            if predicate is None:
+                problems.add(
+                    "token",
+                    f"Query parameter 'token' must look like <path>:<op>:<JSON value> (ops: eq, ne, gt, gte, lt,"
+                    f" lte, in, contains) or <path>:exists[:true|false], e.g. amount:gte:1000, not {_quote(raw)}.",
+                )
+            else:
+                predicates.append(predicate)
+
+    sorts: list[TaskSort] = []
+    raw_keys = [key for value in query.getlist("sort") for key in value.split(",")]
+    if len(raw_keys) > MAX_SORT_KEYS:
+        problems.add("sort", f"Query parameter 'sort' takes at most {MAX_SORT_KEYS} keys.")
+    else:
+        for raw in raw_keys:
+            sort = parse_sort_key(raw)
+            if sort is None:
+                problems.add(
+                    "sort",
+                    "Query parameter 'sort' takes comma-separated keys (startedAt, name, processModelId, lane,"
+                    f" reservedFor, token.<path>), each optionally prefixed with '-' for descending; not {_quote(raw)}.",
+                )
+            else:
+                sorts.append(sort)
+
+    limit = default_limit
+    raw_limit = _single(query, "limit", problems)
+    if raw_limit is not None:
+        if _INTEGER.match(raw_limit) and 0 <= int(raw_limit) <= max_limit:
+            limit = int(raw_limit)
+        else:
+            problems.add(
+                "limit", f"Query parameter 'limit' must be an integer from 0 to {max_limit}, not {_quote(raw_limit)}."
+            )
+
+    cursor = _single(query, "cursor", problems)
+    if cursor is not None and (len(cursor) > MAX_CURSOR_LENGTH or not matches(CURSOR_PATTERN, cursor)):
+        problems.add("cursor", "Query parameter 'cursor' is not a cursor this gateway issued; use a page's nextCursor.")
+
+    problems.raise_if_any()
+    task_filter = TaskFilter(
+        states=states or ("suspended",),
+        ids=ids,
+        reserved_for=reserved_for,
+        reserved=reserved,
+        started_after=started["startedAfter"],
+        started_before=started["startedBefore"],
+        search=search or None,
+        token=tuple(predicates),
+        **lists,
+    )
+    return TaskQuery(filter=task_filter, sort=tuple(sorts) or TaskQuery().sort, first=limit, after=cursor)
+
+
+def task_id_of(raw: str) -> str:
+    """A path's ``{id}``, checked against the contract's pattern (odd characters are a 400, not a lookup)."""
+    if not is_task_id(raw):
+        raise RequestInvalid([FieldProblem("id", f"The task id {_quote(raw)} is not valid: ids are {TASK_ID_RULE}.")])
+    return raw
+
+
+def idempotency_key_of(headers: Headers) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 visible ASCII characters (a UUID is a good choice)."""
+    values = headers.getlist("idempotency-key")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise RequestInvalid([FieldProblem("Idempotency-Key", "The Idempotency-Key header may be given once.")])
+    value = values[0]
+    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH or not matches(IDEMPOTENCY_KEY_PATTERN, value):
+        raise RequestInvalid(
+            [
+                FieldProblem(
+                    "Idempotency-Key",
+                    f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters"
+                    " without spaces (a UUID is a good choice).",
+                )
+            ]
+        )
+    return value
+
+
+def no_query(query: QueryParams) -> None:
+    """Routes without query parameters refuse any (they would be ignored otherwise)."""
+    reject_unknown(query, frozenset())
+
+
+__all__: Sequence[str] = [
+    "CURSOR_PATTERN",
+    "DATE_TIME_PATTERN",
+    "IDEMPOTENCY_KEY_PATTERN",
+    "SORT_KEY_PATTERN",
+    "TASK_ID_PATTERN",
+    "TOKEN_PREDICATE_PATTERN",
+    "idempotency_key_of",
+    "json_value",
+    "no_query",
+    "parse_list_query",
+    "task_id_of",
+]

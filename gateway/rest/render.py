@@ -1,0 +1,60 @@
+"""Domain objects -> the REST face's JSON, with the GraphQL field names (the contract's ``UserTask`` schema)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..domain import TASK_STATES, FinishOutcome, FormField, TaskPage, UserTask
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC (``2026-01-15T09:30:00Z``); a time without zone from the engine is taken as UTC."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def form_field(field: FormField) -> dict[str, Any]:
+    return {
+        "id": field.id,
+        "label": field.label,
+        "type": field.type,
+        "defaultValue": field.default_value,
+        "enumValues": [{"id": value.id, "name": value.name} for value in field.enum_values],
+    }
+
+
+def task(item: UserTask) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "flowNodeId": item.flow_node_id,
+        "name": item.name,
+        "lane": item.lane,
+        # the engine's lowercase states; anything unknown shows as "running", as in GraphQL
+        "state": item.state if item.state in TASK_STATES else "running",
+        "processModelId": item.process_model_id,
+        "processModelName": item.process_model_name,
+        "processInstanceId": item.process_instance_id,
+        "correlationId": item.correlation_id,
+        "token": item.token,
+        "reservedFor": item.reserved_for,
+        "formFields": [form_field(field) for field in item.form_fields],
+        "startedAt": timestamp(item.started_at),
+        "finishedAt": timestamp(item.finished_at),
+        "finishedBy": item.finished_by,
+        "result": item.result,
+    }
+
+
+def page(result: TaskPage) -> dict[str, Any]:
+    return {
+        "items": [task(item) for item in result.nodes],
+        "totalCount": result.total_count,
+        "nextCursor": result.end_cursor if result.has_next_page else None,
+    }
+
+
+def finished(outcome: FinishOutcome) -> dict[str, Any]:
+    return {"task": task(outcome.task), "nextTasks": [task(item) for item in outcome.next_tasks]}

@@ -1,0 +1,226 @@
+"""One REST resource: a path with its operations, and everything HTTP that is the same for all of them.
+
+Per request, in this order (the first failure answers, as a problem document):
+
+1. the method: OPTIONS answers 204 with ``Allow``; HEAD is GET without a body; any other method that the
+   resource does not have is 405 with ``Allow``;
+2. ``Accept`` must admit JSON (``application/json`` or ``application/problem+json``, or a wildcard): else 406;
+3. a body must be ``Content-Type: application/json``: else 415 (bodies over the size limit never get here: the
+   middleware answers 413);
+4. the caller (``Authorization``) is verified before anything else happens: 401;
+5. the operation parses its parameters and body (400), and, when the request has an ``Idempotency-Key``, runs
+   through the :class:`~gateway.idempotency.IdempotencyStore` (a replay answers with ``Idempotent-Replayed:
+   true``);
+6. a :class:`~gateway.errors.GatewayError` becomes its problem; anything unexpected is logged and masked (500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import errors
+from ..domain import Caller
+from ..idempotency import IdempotencyKey, IdempotencyStore, fingerprint
+from ..middleware import BodyTooLarge
+from ..service import TaskService
+from . import bodies
+from .params import idempotency_key_of
+from .problems import (
+    PROBLEM_JSON,
+    MethodNotAllowed,
+    NotAcceptable,
+    UnsupportedMediaType,
+    encode_json,
+    masked_error_response,
+    problem_body,
+    problem_headers,
+)
+
+JSON = "application/json"
+API_MEDIA_TYPES = (JSON, PROBLEM_JSON)
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class Body(Enum):
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rendered answer, small enough to keep for idempotent replays."""
+
+    status: int
+    content: bytes
+    media_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+    final: bool = True  # kept for an Idempotency-Key replay (not for 5xx: a retry should run again)
+
+    def response(self, *, replayed: bool = False) -> Response:
+        headers = dict(self.headers)
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return Response(self.content, status_code=self.status, headers=headers, media_type=self.media_type)
+
+
+def json_answer(payload: Any, *, status: int = 200, final: bool = True) -> Answer:
+    return Answer(status, encode_json(payload), final=final)
+
+
+def problem_answer(error: errors.GatewayError, request_id: str) -> Answer:
+    body = problem_body(error, request_id)
+    return Answer(
+        body["status"],
+        encode_json(body),
+        PROBLEM_JSON,
+        tuple(problem_headers(error).items()),
+        final=body["status"] < 500,
+    )
+
+
+@dataclass
+class Call:
+    """What an operation gets: the request, the verified caller and the decoded body."""
+
+    request: Request
+    request_id: str
+    verified: Caller | None = None
+    body: Any = bodies.MISSING
+    path_params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def caller(self) -> Caller:
+        if self.verified is None:  # pragma: no cover - only operations of authenticated resources ask
+            raise RuntimeError("this resource does not authenticate its callers")
+        return self.verified
+
+    @property
+    def service(self) -> TaskService:
+        service: TaskService = self.request.app.state.service
+        return service
+
+
+Handler = Callable[[Call], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    handler: Handler
+    body: Body = Body.NONE
+    idempotent: bool = False  # takes an Idempotency-Key header
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or "-")
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def accepts(accept: str | None, offered: Sequence[str]) -> bool:
+    """Whether an ``Accept`` header admits one of ``offered`` (no header, or an empty one, admits anything)."""
+    if accept is None or not accept.strip():
+        return True
+    kinds = {item.split("/", 1)[0] for item in offered}
+    for part in accept.split(","):
+        media, *parameters = part.split(";")
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        media = media.strip().lower()
+        if quality > 0 and (media == "*/*" or media in offered or (media.endswith("/*") and media[:-2] in kinds)):
+            return True
+    return False
+
+
+def store_of(request: Request) -> IdempotencyStore:
+    """The process's one idempotency store, made on first use and kept on ``app.state.idempotency``."""
+    state = request.app.state
+    store = getattr(state, "idempotency", None)
+    if store is None:
+        store = IdempotencyStore()
+        state.idempotency = store
+    return store  # type: ignore[no-any-return]
+
+
+async def _run(operation: Operation, call: Call) -> Answer:
+    try:
+        return await operation.handler(call)
+    except errors.GatewayError as exc:
+        return problem_answer(exc, call.request_id)
+
+
+def resource(
+    path: str,
+    operations: Mapping[str, Operation],
+    *,
+    name: str,
+    media_types: Sequence[str] = API_MEDIA_TYPES,
+    authenticate: bool = True,
+) -> Route:
+    """A starlette Route for ``path`` that takes every method and answers the ones it lacks with 405 itself."""
+    methods = [method.upper() for method in operations]
+    allow = ", ".join([*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"])
+
+    async def endpoint(request: Request) -> Response:
+        request_id = request_id_of(request)
+        try:
+            method = request.method.upper()
+            if method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            operation = operations.get("GET" if method == "HEAD" else method)
+            if operation is None:
+                raise MethodNotAllowed(method, allow)
+            if not accepts(request.headers.get("accept"), media_types):
+                raise NotAcceptable(
+                    f"This resource answers only {' or '.join(media_types)}; the Accept header admits neither."
+                )
+            raw = b""
+            if operation.body is not Body.NONE:
+                raw = await request.body()
+                content_type = request.headers.get("content-type")
+                if raw.strip() and (content_type is None or _media_type(content_type) != JSON):
+                    given = f"'{content_type}'" if content_type else "no Content-Type"
+                    raise UnsupportedMediaType(f"The body must be sent as Content-Type: application/json, not {given}.")
+            if not authenticate:
+                return (await _run(operation, Call(request, request_id))).response()
+            caller: Caller = await request.app.state.verifier.caller(request.headers.get("authorization"))
+            call = Call(request, request_id, caller, path_params=request.path_params)
+            if operation.body is not Body.NONE:
+                call.body = bodies.decode(raw, required=operation.body is Body.REQUIRED)
+            key = idempotency_key_of(request.headers) if operation.idempotent else None
+            if key is None:
+                return (await _run(operation, call)).response()
+            outcome = await store_of(request).run(
+                IdempotencyKey(caller.user_id, method, request.url.path, key),
+                fingerprint({} if call.body is bodies.MISSING else call.body),
+                lambda: _run(operation, call),
+                keep=lambda answer: answer.final,
+                weigh=lambda answer: len(answer.content),
+            )
+            return outcome.value.response(replayed=outcome.replayed)
+        except errors.GatewayError as exc:
+            return problem_answer(exc, request_id).response()
+        except (BodyTooLarge, ClientDisconnect):
+            raise  # the middleware answers 413; a client that went away gets nothing
+        except Exception as exc:
+            return masked_error_response(exc, request_id, f"{request.method} {request.url.path}")
+
+    return Route(path, endpoint, name=name)
+
+
+__all__ = ["Answer", "Body", "Call", "Operation", "accepts", "json_answer", "problem_answer", "resource"]

@@ -1,0 +1,148 @@
+"""The REST operations under ``/api/v1``: parse -> service -> render, nothing else.
+
+Every rule (filters, limits, identity, errors, the finish replay) is the service's, the same one GraphQL uses;
+HTTP concerns (methods, media types, idempotency keys, problems) are :mod:`gateway.rest.resource`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .. import errors
+from ..domain import FinishOutcome, UserTask
+from . import bodies, params, render
+from .problems import RouteNotFound, problem_body
+from .resource import Answer, Body, Call, Handler, Operation, json_answer, problem_answer, request_id_of, resource
+
+PREFIX = "/api/v1"
+
+
+def _task_id(call: Call) -> str:
+    params.no_query(call.request.query_params)
+    return params.task_id_of(call.path_params["id"])
+
+
+async def list_user_tasks(call: Call) -> Answer:
+    limits = call.service.limits
+    query = params.parse_list_query(
+        call.request.query_params, default_limit=limits.default_page_size, max_limit=limits.max_page_size
+    )
+    return json_answer(render.page(await call.service.list_tasks(call.caller, query)))
+
+
+async def get_user_task(call: Call) -> Answer:
+    task_id = _task_id(call)
+    task = await call.service.get_task(call.caller, task_id)
+    if task is None:
+        raise errors.TaskNotFound(task_id)
+    return json_answer(render.task(task))
+
+
+async def reserve_user_task(call: Call) -> Answer:
+    task_id = _task_id(call)
+    owner_id = bodies.reservation(call.body)
+    return json_answer(render.task(await call.service.reserve(call.caller, task_id, owner_id)))
+
+
+async def cancel_user_task_reservation(call: Call) -> Answer:
+    task_id = _task_id(call)
+    return json_answer(render.task(await call.service.cancel_reservation(call.caller, task_id)))
+
+
+async def finish_user_task(call: Call) -> Answer:
+    task_id = _task_id(call)
+    result = bodies.finish(call.body)
+    return json_answer(render.finished(await call.service.finish(call.caller, task_id, result)))
+
+
+def _item(call: Call, task_id: str, outcome: UserTask | FinishOutcome | errors.GatewayError) -> dict[str, Any]:
+    if isinstance(outcome, errors.GatewayError):
+        problem = problem_body(outcome, call.request_id)
+        return {"id": task_id, "status": problem["status"], "problem": problem}
+    if isinstance(outcome, FinishOutcome):
+        return {"id": task_id, "status": 200, **render.finished(outcome)}
+    return {"id": task_id, "status": 200, "task": render.task(outcome)}
+
+
+def _batch_answer(call: Call, task_ids: Sequence[str], outcomes: Sequence[Any]) -> Answer:
+    results = [_item(call, task_id, outcome) for task_id, outcome in zip(task_ids, outcomes, strict=True)]
+    # A batch whose items failed for a passing reason (5xx) is not kept for Idempotency-Key replays: a retry runs
+    # it again (reserving, cancelling and the service's finish replay make that safe for the items that worked).
+    return json_answer({"results": results}, final=all(result["status"] < 500 for result in results))
+
+
+async def reserve_user_tasks(call: Call) -> Answer:
+    params.no_query(call.request.query_params)
+    batch = bodies.ids_batch(call.body, with_owner=True)
+    outcomes = await call.service.reserve_many(call.caller, batch.ids, batch.owner_id)
+    return _batch_answer(call, batch.ids, outcomes)
+
+
+async def cancel_user_task_reservations(call: Call) -> Answer:
+    params.no_query(call.request.query_params)
+    batch = bodies.ids_batch(call.body, with_owner=False)
+    outcomes = await call.service.cancel_reservations(call.caller, batch.ids)
+    return _batch_answer(call, batch.ids, outcomes)
+
+
+async def finish_user_tasks(call: Call) -> Answer:
+    params.no_query(call.request.query_params)
+    items = bodies.finish_batch(call.body)
+    outcomes = await call.service.finish_many(call.caller, items)
+    return _batch_answer(call, [task_id for task_id, _ in items], outcomes)
+
+
+async def no_such_route(request: Request) -> Response:
+    """Any method on a path under /api/v1 that names no resource: a 404 problem, not starlette's plain text."""
+    error = RouteNotFound(
+        f"There is no resource at '{request.url.path}'. The routes are listed in /openapi.json"
+        " (task ids never contain '/')."
+    )
+    return problem_answer(error, request_id_of(request)).response()
+
+
+def _write(handler: Handler) -> Operation:
+    return Operation(handler, Body.REQUIRED, idempotent=True)
+
+
+def api_routes() -> list[BaseRoute]:
+    """The /api/v1 routes. The batch routes come first: a concrete path wins over ``{id}`` (as in OpenAPI)."""
+    return [
+        resource(
+            f"{PREFIX}/user-tasks/batch/reserve",
+            {"POST": _write(reserve_user_tasks)}
+            name="reserve_user_tasks",
+        ),
+        resource(
+            f"{PREFIX}/user-tasks/batch/cancel-reservation",
+            {"POST": _write(cancel_user_task_reservations)}
+            name="cancel_user_task_reservations",
+        ),
+        resource(
+            f"{PREFIX}/user-tasks/batch/finish",
+            {"POST": _write(finish_user_tasks)}
+            name="finish_user_tasks",
+        ),
+        resource(f"{PREFIX}/user-tasks", {"GET": Operation(list_user_tasks)}, name="list_user_tasks"),
+        resource(f"{PREFIX}/user-tasks/{{id}}", {"GET": Operation(get_user_task)}, name="get_user_task"),
+        resource(
+            f"{PREFIX}/user-tasks/{{id}}/reservation",
+            {
+                "PUT": Operation(reserve_user_task, Body.OPTIONAL, idempotent=True),
+                "DELETE": Operation(cancel_user_task_reservation, idempotent=True),
+            },
+            name="user_task_reservation",
+        ),
+        resource(
+            f"{PREFIX}/user-tasks/{{id}}/finish",
+            {"POST": _write(finish_user_task)}
+            name="finish_user_task",
+        ),
+        Route(PREFIX, no_such_route, name="api_root"),
+        Route(f"{PREFIX}/{{rest:path}}", no_such_route, name="api_not_found"),
+    ]
