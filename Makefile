@@ -23,7 +23,7 @@ $(VENDOR_STAMP): $(NODE_STAMP) gateway/assets.py $(STAMP)
 	$(BIN)/python -m gateway.assets
 
 run: install
-	$(BIN)/python -m embedded_engine --host 127.0.0.1 --port 56100 --data-dir .data/engine --demo
+	GATEWAY_EMBEDDED_ENGINE_DEMO=$${GATEWAY_EMBEDDED_ENGINE_DEMO:-true} $(BIN)/python -m gateway
 
 engine: install
 	$(BIN)/python -m embedded_engine --host 127.0.0.1 --port 56100 --data-dir .data/engine --demo

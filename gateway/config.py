@@ -44,7 +44,7 @@ class Settings:
     residual_scan_limit: int = 10_000
     max_body_bytes: int = 1_048_576
     max_query_depth: int = 12
-    max_aliases: int = 30
+    max_aliases: int = 64
     max_query_tokens: int = 2_000
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     log_level: str = "info"
@@ -77,7 +77,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_RESIDUAL_SCAN_LIMIT": "most candidate tasks the gateway filters itself for one query (10000)",
     "GATEWAY_MAX_BODY_BYTES": "largest request body (1048576)",
     "GATEWAY_MAX_QUERY_DEPTH": "deepest GraphQL selection (12)",
-    "GATEWAY_MAX_ALIASES": "most aliases in one GraphQL document (30)",
+    "GATEWAY_MAX_ALIASES": "most aliases in one GraphQL document (64)",
     "GATEWAY_MAX_QUERY_TOKENS": "most tokens in one GraphQL document (2000)",
     "GATEWAY_CURSOR_SECRET": "key that signs page cursors; unset: random per process (cursors end with it)",
     "GATEWAY_LOG_LEVEL": "debug, info, warning or error (info)",
@@ -200,7 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_query_depth=_parsed(
             env, "GATEWAY_MAX_QUERY_DEPTH", 12, _integer(2, 100), "an integer from 2 to 100"
         ),
-        max_aliases=_parsed(env, "GATEWAY_MAX_ALIASES", 30, _integer(1, 1_000), "an integer from 1 to 1000"),
+        max_aliases=_parsed(env, "GATEWAY_MAX_ALIASES", 64, _integer(1, 1_000), "an integer from 1 to 1000"),
         max_query_tokens=_parsed(
             env, "GATEWAY_MAX_QUERY_TOKENS", 2_000, _integer(50, 100_000), "an integer from 50 to 100000"
         ),

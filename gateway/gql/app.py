@@ -26,6 +26,7 @@ from strawberry.types.unset import UNSET
 from ..errors import GatewayError
 from ..graphiql import OfflineGraphQL
 from .context import Context
+from .errors import LIMIT_MESSAGES
 from .schema import build_schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -67,6 +68,12 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)
+        formatted: list[dict[str, Any]] = processed.get("errors") or []  # type: ignore[assignment]
+        for error in formatted:
+            # strawberry skips extensions' after-hooks when its parser cache raises: classify parse errors here.
+            if "code" not in (error.get("extensions") or {}):
+                is_limit = any(fragment in error["message"] for fragment in LIMIT_MESSAGES)
+                error.setdefault("extensions", {})["code"] = "QUERY_TOO_COMPLEX" if is_limit else "BAD_REQUEST"
         if result.data is None and result.errors and all(error.path is None for error in result.errors):
             request.state.request_error = True  # failed before execution: parse, validation, variables
             if wants_graphql_response(request):
@@ -87,6 +94,9 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         try:
             return await super().run(request, context=context, root_value=root_value)
+        except UnicodeDecodeError:
+            body = {"errors": [{"message": "The request body is not UTF-8.", "extensions": {"code": "BAD_REQUEST"}}]}
+            return Response(json.dumps(body), status_code=400, media_type="application/json")
         except HTTPException as exc:
             status, headers = exc.status_code, {}
             if "mutation" in exc.reason.lower() and request.method == "GET":

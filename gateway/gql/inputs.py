@@ -47,9 +47,7 @@ class UserTaskFilter:
     reserved: bool | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None
-    search: str | None = strawberry.field(
-        default=None, description="Text in the task's name (case-insensitive)."
-    )
+    search: str | None = strawberry.field(default=None, description="Text in the task's name (case-insensitive).")
     token: list[TokenPredicate] | None = None
 
 
@@ -104,9 +102,7 @@ def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
         started_before=value.started_before,
         search=value.search or None,
         token=tuple(
-            domain.TokenPredicate(
-                path=predicate.path, op=domain.TokenOp(predicate.op.value), value=predicate.value
-            )
+            domain.TokenPredicate(path=predicate.path, op=domain.TokenOp(predicate.op.value), value=predicate.value)
             for predicate in value.token or ()
         ),
     )

@@ -40,16 +40,12 @@ def refusal(task_id: str, error: errors.GatewayError) -> Any:
             state = UserTaskState.RUNNING
         return UserTaskNotActive(id=identifier, state=state, message=error.message)
     if isinstance(error, errors.TaskReservedByOtherUser):
-        return UserTaskReservedByOtherUser(
-            id=identifier, reserved_for=error.reserved_for, message=error.message
-        )
+        return UserTaskReservedByOtherUser(id=identifier, reserved_for=error.reserved_for, message=error.message)
     if isinstance(error, errors.InvalidTaskResult):
         return InvalidTaskResult(
             id=identifier,
             message=error.message,
-            problems=[
-                FieldProblem(field=problem.field, message=problem.message) for problem in error.problems
-            ],
+            problems=[FieldProblem(field=problem.field, message=problem.message) for problem in error.problems],
         )
     return ActionFailed(id=identifier, code=error.code, message=error.message)
 
@@ -62,11 +58,7 @@ def finished(outcome: FinishOutcome) -> FinishedUserTask:
 
 
 def task_or_refusal(task_id: str, outcome: DomainTask | errors.GatewayError) -> Any:
-    return (
-        refusal(task_id, outcome)
-        if isinstance(outcome, errors.GatewayError)
-        else UserTask.from_domain(outcome)
-    )
+    return refusal(task_id, outcome) if isinstance(outcome, errors.GatewayError) else UserTask.from_domain(outcome)
 
 
 @strawberry.type
@@ -82,9 +74,7 @@ class Mutation:
         return UserTask.from_domain(task)
 
     @strawberry.mutation(description="Cancel the reservation of a task.")
-    async def cancel_user_task_reservation(
-        self, info: Info, id: strawberry.ID
-    ) -> CancelUserTaskReservationResult:
+    async def cancel_user_task_reservation(self, info: Info, id: strawberry.ID) -> CancelUserTaskReservationResult:
         try:
             task = await info.context.service.cancel_reservation(info.context.caller, str(id))
         except errors.TASK_OUTCOME_ERRORS as exc:
@@ -107,9 +97,7 @@ class Mutation:
     ) -> list[ReserveUserTaskResult]:
         task_ids = [str(task_id) for task_id in ids]
         outcomes = await info.context.service.reserve_many(info.context.caller, task_ids, owner_id)
-        return [
-            task_or_refusal(task_id, outcome) for task_id, outcome in zip(task_ids, outcomes, strict=True)
-        ]
+        return [task_or_refusal(task_id, outcome) for task_id, outcome in zip(task_ids, outcomes, strict=True)]
 
     @strawberry.mutation(description="Cancel several reservations; one result per id, in order.")
     async def cancel_user_task_reservations(
@@ -117,14 +105,10 @@ class Mutation:
     ) -> list[CancelUserTaskReservationResult]:
         task_ids = [str(task_id) for task_id in ids]
         outcomes = await info.context.service.cancel_reservations(info.context.caller, task_ids)
-        return [
-            task_or_refusal(task_id, outcome) for task_id, outcome in zip(task_ids, outcomes, strict=True)
-        ]
+        return [task_or_refusal(task_id, outcome) for task_id, outcome in zip(task_ids, outcomes, strict=True)]
 
     @strawberry.mutation(description="Finish several tasks; one result per item, in order.")
-    async def finish_user_tasks(
-        self, info: Info, items: list[FinishUserTaskInput]
-    ) -> list[FinishUserTaskResult]:
+    async def finish_user_tasks(self, info: Info, items: list[FinishUserTaskInput]) -> list[FinishUserTaskResult]:
         pairs: list[tuple[str, Any]] = [(str(item.id), item.result) for item in items]
         outcomes = await info.context.service.finish_many(info.context.caller, pairs)
         return [

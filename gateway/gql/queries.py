@@ -12,9 +12,7 @@ from .types import UserTask, UserTaskConnection
 
 @strawberry.type
 class Query:
-    @strawberry.field(
-        description="User tasks, filtered, sorted and paged on the server. Default: waiting tasks."
-    )
+    @strawberry.field(description="User tasks, filtered, sorted and paged on the server. Default: waiting tasks.")
     async def user_tasks(
         self,
         info: Info,
@@ -33,9 +31,7 @@ class Query:
         page = await service.list_tasks(info.context.caller, query)
         return UserTaskConnection.from_domain(page)
 
-    @strawberry.field(
-        description="One task by id, in any state; null when there is none or you may not see it."
-    )
+    @strawberry.field(description="One task by id, in any state; null when there is none or you may not see it.")
     async def user_task(self, info: Info, id: strawberry.ID) -> UserTask | None:
         info.context.caller  # noqa: B018  (authenticate before the loader batches the call)
         task = await info.context.task_loader.load(str(id))

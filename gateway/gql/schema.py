@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphql import ASTValidationRule, GraphQLError, ValidationRule
 from graphql.language import FieldNode
 from strawberry import Schema
@@ -28,10 +30,15 @@ def alias_validator(max_aliases: int) -> type[ValidationRule]:
     return MaxAliasesRule
 
 
-def build_schema(*, max_depth: int, max_aliases: int, max_tokens: int) -> Schema:
+class GatewaySchema(Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Expected errors are the caller's business; unexpected ones are logged by ErrorCodes, with a request id."""
+
+
+def build_schema(*, max_depth: int, max_aliases: int, max_tokens: int) -> GatewaySchema:
     """The rule classes are made here, once: ValidationCache keys on them (strawberry#4635)."""
     rules: list[type[ASTValidationRule]] = [depth_validator(max_depth, None), alias_validator(max_aliases)]
-    return Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         extensions=[
@@ -44,6 +51,6 @@ def build_schema(*, max_depth: int, max_aliases: int, max_tokens: int) -> Schema
     )
 
 
-def default_schema() -> Schema:
+def default_schema() -> GatewaySchema:
     """The schema with default limits (used to export schema/schema.graphql)."""
-    return build_schema(max_depth=12, max_aliases=30, max_tokens=2000)
+    return build_schema(max_depth=12, max_aliases=64, max_tokens=2000)

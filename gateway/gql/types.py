@@ -39,9 +39,7 @@ class FormField:
 
 @strawberry.type(description="A human step of a process instance, waiting for (or done by) a person.")
 class UserTask:
-    id: strawberry.ID = strawberry.field(
-        description="The userTaskInstanceId (the engine's flowNodeInstanceId)."
-    )
+    id: strawberry.ID = strawberry.field(description="The userTaskInstanceId (the engine's flowNodeInstanceId).")
     flow_node_id: str
     name: str
     lane: str | None
@@ -110,9 +108,7 @@ class UserTaskConnection:
 
     @classmethod
     def from_domain(cls, page: domain.TaskPage) -> UserTaskConnection:
-        edges = [
-            UserTaskEdge(cursor=edge.cursor, node=UserTask.from_domain(edge.node)) for edge in page.edges
-        ]
+        edges = [UserTaskEdge(cursor=edge.cursor, node=UserTask.from_domain(edge.node)) for edge in page.edges]
         return cls(
             edges=edges,
             nodes=[edge.node for edge in edges],
