@@ -323,11 +323,11 @@ def test_dummy_token_is_refused_when_anonymous_access_is_off(authority: Authorit
         resolver.resolve(f"Bearer {DUMMY_TOKEN}")
 
 
-def test_missing_authorization_header_is_refused_even_with_anonymous_access(authority: Authority) -> None:
-    resolver = IdentityResolver(authority, allow_anonymous=True)
+def test_missing_authorization_header_is_anonymous_only_with_anonymous_access(authority: Authority) -> None:
+    assert IdentityResolver(authority, allow_anonymous=True).resolve(None).anonymous
 
     with pytest.raises(AuthError, match="missing"):
-        resolver.resolve(None)
+        IdentityResolver(authority, allow_anonymous=False).resolve(None)
 
 
 def test_non_bearer_scheme_is_refused(authority: Authority) -> None:

@@ -255,9 +255,10 @@ async def test_long_poll_answers_204_when_nothing_happens_in_time(
     assert engine.bus.waiter_count == 0
 
 
-async def test_long_poll_without_a_token_is_401_in_the_engines_error_shape(
+async def test_long_poll_without_a_token_is_401_in_the_engines_error_shape_without_anonymous_access(
     engine: Engine, http: httpx.AsyncClient
 ) -> None:
+    engine.resolver.allow_anonymous = False
     response = await http.get(engine.long_poll_url("user_task_waiting"))
 
     assert response.status_code == 401
@@ -387,9 +388,10 @@ async def test_socketio_accepts_the_token_in_the_auth_payload_for_browsers(
     assert await listener.next() == ("user_task_reserved", task_message("fni-1", lane="Clerk"))
 
 
-async def test_socketio_connection_without_any_token_is_refused(
+async def test_socketio_connection_without_any_token_is_refused_without_anonymous_access(
     engine: Engine, listeners: Callable[[], Listener]
 ) -> None:
+    engine.resolver.allow_anonymous = False
     with pytest.raises(socketio.exceptions.ConnectionError):
         await listeners().connect(engine.base_url, None)
 

@@ -520,3 +520,12 @@ FAILING_CONDITION_MODEL = (
 </bpmn:definitions>
 """
 )
+
+
+def test_with_anonymous_access_a_request_without_a_token_is_the_anonymous_user(approval_engine: EngineServer) -> None:
+    approval_task(approval_engine, {"amount": 1, "customerType": "r", "customerId": "c"})
+    response = httpx.get(
+        approval_engine.api + "/flow_node_instances", params={"flowNodeType": "bpmn:UserTask", "state": "suspended"}
+    )
+    assert response.status_code == 200
+    assert response.json()["totalCount"] == 1
