@@ -27,7 +27,7 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
         extensions.update(code=original.code, requestId=request_id)
         if isinstance(original, EngineUnavailable):
             extensions["retryAfterSeconds"] = original.retry_after_seconds
-        return _copy(error, error.message, extensions)
+        return _copy(error, original.message, extensions)
     if original is None:
         is_limit = any(fragment in error.message for fragment in LIMIT_MESSAGES)
         extensions.setdefault("code", "QUERY_TOO_COMPLEX" if is_limit else "BAD_REQUEST")

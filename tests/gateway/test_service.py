@@ -171,9 +171,7 @@ async def test_token_predicates_filter_on_the_gateway() -> None:
 )
 async def test_each_token_operator(predicate: TokenPredicate, expected: list[int]) -> None:
     engine = FakeEngine([make_task(n) for n in range(6)])
-    page = await service_for(engine).list_tasks(
-        ALICE, TaskQuery(first=50, filter=TaskFilter(token=(predicate,)))
-    )
+    page = await service_for(engine).list_tasks(ALICE, TaskQuery(first=50, filter=TaskFilter(token=(predicate,))))
     assert ids(page) == [f"task-{n:05d}" for n in expected]
 
 
@@ -276,9 +274,7 @@ async def test_finish_checks_the_result_against_the_form_before_the_engine_sees_
     )
     engine = FakeEngine([make_task(1, form_fields=fields)])
     with pytest.raises(errors.InvalidTaskResult) as raised:
-        await service_for(engine).finish(
-            ALICE, "task-00001", {"approved": "yes", "priority": "urgent", "count": 1.5}
-        )
+        await service_for(engine).finish(ALICE, "task-00001", {"approved": "yes", "priority": "urgent", "count": 1.5})
     assert [problem.field for problem in raised.value.problems] == ["approved", "priority", "count"]
     assert engine.finished == []
 

@@ -73,9 +73,7 @@ def start_approvals(engine: EngineServer, amounts: list[int]) -> list[str]:
             "ApprovalProcess",
             {"amount": amount, "customerType": "vip" if amount % 2 else "regular", "customerId": "C"},
         )
-        task_ids.append(
-            engine.user_tasks(processInstanceId=started["processInstanceId"])[0]["flowNodeInstanceId"]
-        )
+        task_ids.append(engine.user_tasks(processInstanceId=started["processInstanceId"])[0]["flowNodeInstanceId"])
     return task_ids
 
 
@@ -93,9 +91,7 @@ def error_code(result: dict[str, Any]) -> str:
 # -- reading -------------------------------------------------------------------------------------------------
 
 
-def test_user_tasks_lists_waiting_tasks_with_every_field(
-    engine: EngineServer, gateway: GatewayServer
-) -> None:
+def test_user_tasks_lists_waiting_tasks_with_every_field(engine: EngineServer, gateway: GatewayServer) -> None:
     start_approvals(engine, [100, 2500])
     page = data(gateway.graphql(LIST, {"filter": {"processModelId": ["ApprovalProcess"]}}))["userTasks"]
     assert page["totalCount"] == 2
@@ -151,24 +147,16 @@ def test_user_task_by_id_and_null_when_absent(engine: EngineServer, gateway: Gat
     assert data(gateway.graphql('{ userTask(id: "nope") { id } }'))["userTask"] is None
 
 
-def test_fifty_lookups_in_one_request_cost_one_engine_call(
-    engine: EngineServer, gateway: GatewayServer
-) -> None:
+def test_fifty_lookups_in_one_request_cost_one_engine_call(engine: EngineServer, gateway: GatewayServer) -> None:
     task_ids = start_approvals(engine, list(range(50)))
-    query = (
-        "{ "
-        + " ".join(f't{i}: userTask(id: "{task_id}") {{ id }}' for i, task_id in enumerate(task_ids))
-        + " }"
-    )
+    query = "{ " + " ".join(f't{i}: userTask(id: "{task_id}") {{ id }}' for i, task_id in enumerate(task_ids)) + " }"
     before = gateway.engine_calls()
     result = data(gateway.graphql(query))
     assert [result[f"t{i}"]["id"] for i in range(50)] == task_ids
     assert gateway.engine_calls() - before == 1
 
 
-def test_twenty_identical_concurrent_queries_cost_one_engine_call(
-    engine: EngineServer, gateway: GatewayServer
-) -> None:
+def test_twenty_identical_concurrent_queries_cost_one_engine_call(engine: EngineServer, gateway: GatewayServer) -> None:
     start_approvals(engine, [1, 2, 3])
     before = gateway.engine_calls()
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
@@ -281,9 +269,7 @@ def test_without_anonymous_access_a_token_is_needed(
     assert "errors" not in gateway.graphql("{ userTasks { totalCount } }", token=worker)
 
 
-def test_lanes_hide_tasks_from_callers_without_the_claim(
-    engine: EngineServer, gateway: GatewayServer
-) -> None:
+def test_lanes_hide_tasks_from_callers_without_the_claim(engine: EngineServer, gateway: GatewayServer) -> None:
     [task_id] = start_approvals(engine, [5])
     alice = token_for(engine, "alice", "alice-secret")
     bob = token_for(engine, "bob", "bob-secret")
@@ -365,3 +351,31 @@ def test_engine_down_is_engine_unavailable(engine: EngineServer, gateway: Gatewa
     result = gateway.graphql("{ userTasks { totalCount } }")
     assert error_code(result) == "ENGINE_UNAVAILABLE"
     assert result["errors"][0]["extensions"]["requestId"]
+
+
+def test_every_engine_side_filter(engine: EngineServer, gateway: GatewayServer) -> None:
+    [first, second] = start_approvals(engine, [10, 20])
+    onboarding = engine.start_instance("OnboardingProcess", {"employee": "Eve"}, correlationId="onboarding-eve")
+    finished = data(gateway.graphql(FINISH, {"id": second, "result": {"approved": True}}))["finishUserTask"]
+    next_task = finished["nextTasks"][0]["id"]
+    query = "query($filter: UserTaskFilter) { userTasks(filter: $filter, first: 100) { totalCount nodes { id } } }"
+
+    def found(task_filter: dict[str, Any]) -> set[str]:
+        page = data(gateway.graphql(query, {"filter": task_filter}))["userTasks"]
+        assert page["totalCount"] == len(page["nodes"])
+        return {node["id"] for node in page["nodes"]}
+
+    onboarding_tasks = {task["flowNodeInstanceId"] for task in engine.user_tasks(correlationId="onboarding-eve")}
+    assert len(onboarding_tasks) >= 2
+    assert found({}) == {first, next_task} | onboarding_tasks
+    assert found({"state": ["FINISHED"]}) == {second}
+    assert found({"state": ["SUSPENDED", "FINISHED"], "id": [second, first]}) == {first, second}
+    assert found({"processModelId": ["OnboardingProcess"]}) == onboarding_tasks
+    assert found({"processInstanceId": [onboarding["processInstanceId"]]}) == onboarding_tasks
+    assert found({"correlationId": ["onboarding-eve"]}) == onboarding_tasks
+    assert found({"lane": ["Approver"]}) == {first}
+    next_flow_node = engine.user_tasks(flowNodeInstanceId=next_task)[0]["flowNodeId"]
+    assert found({"flowNodeId": [next_flow_node]}) == {next_task}
+    assert found({"search": "approve"}) == {first}
+    assert found({"startedAfter": "2000-01-01T00:00:00Z", "processModelId": ["ApprovalProcess"]}) == {first, next_task}
+    assert found({"startedBefore": "2000-01-01T00:00:00Z"}) == set()
