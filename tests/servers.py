@@ -30,8 +30,54 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ServerProcess:
+    """A server in its own process, started with ``spawn`` and ready once ``ready_url`` answers 200."""
+
+    process: subprocess.Popen[bytes] | None
+    log_path: Path | None
+
+    def spawn(self, args: list[str], *, log_path: Path, ready_url: str, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{args[2]} exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(ready_url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{args[2]} did not start within 60 s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Stop without a clean shutdown, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
 @dataclass
-class EngineServer:
+class EngineServer(ServerProcess):
     """An embedded engine process. ``url`` is the engine root (without ``/atlas_engine/api/v1``)."""
 
     data_dir: Path
@@ -79,49 +125,8 @@ class EngineServer:
             clients_file.write_text(json.dumps(list(self.clients)))
             args += ["--clients", str(clients_file)]
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir.parent / f"engine-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self._wait_ready()
+        self.spawn(args, log_path=self.data_dir.parent / f"engine-{self.port}.log", ready_url=self.api + "/info")
         return self
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"embedded engine exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.api + "/info", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"embedded engine did not start within {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def kill(self) -> None:
-        """Stop without a clean shutdown, as a crash would."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
     def restart(self) -> EngineServer:
         self.stop()
@@ -182,7 +187,7 @@ __all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "GatewayServer", "free_
 
 
 @dataclass
-class GatewayServer:
+class GatewayServer(ServerProcess):
     """``python -m gateway`` in its own process, pointed at an engine by environment variables only."""
 
     engine_url: str | None
@@ -213,39 +218,13 @@ class GatewayServer:
             env["PROCESSCUBE_ENGINE_URL"] = self.engine_url
         env.update(self.env)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.workdir / f"gateway-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        self.spawn(
+            [sys.executable, "-m", "gateway"],
+            log_path=self.workdir / f"gateway-{self.port}.log",
+            ready_url=self.url + "/healthz",
+            env=env,
         )
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"gateway did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        return self
 
     def engine_calls(self) -> int:
         return int(httpx.get(self.url + "/healthz").json()["engineCalls"])
