@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import strawberry
@@ -11,24 +10,18 @@ from strawberry.scalars import JSON
 from .. import domain
 from .types import UserTaskState
 
-
-@strawberry.enum(description="How a token predicate compares the value at `path` with `value`.")
-class TokenOperator(enum.Enum):
-    EQ = "EQ"
-    NE = "NE"
-    GT = "GT"
-    GTE = "GTE"
-    LT = "LT"
-    LTE = "LTE"
-    IN = "IN"
-    CONTAINS = "CONTAINS"
-    EXISTS = "EXISTS"
+# The domain's enums are the GraphQL enums: one list of operators, sort fields and directions.
+TokenOperator = strawberry.enum(
+    domain.TokenOp, name="TokenOperator", description="How a token predicate compares the value at `path` with `value`."
+)
+UserTaskSortField = strawberry.enum(domain.SortField, name="UserTaskSortField")
+SortDirection = strawberry.enum(domain.SortDirection, name="SortDirection")
 
 
 @strawberry.input(description='A condition on the task\'s token, e.g. {path: "amount", op: GT, value: 1000}.')
 class TokenPredicate:
     path: str = strawberry.field(description='Dotted path into the token: "amount", "customer.type".')
-    op: TokenOperator
+    op: domain.TokenOp
     value: JSON | None = strawberry.field(
         default=None, description="IN takes a list; EXISTS takes true/false (default true)."
     )
@@ -51,27 +44,11 @@ class UserTaskFilter:
     token: list[TokenPredicate] | None = None
 
 
-@strawberry.enum
-class UserTaskSortField(enum.Enum):
-    STARTED_AT = "STARTED_AT"
-    NAME = "NAME"
-    PROCESS_MODEL_ID = "PROCESS_MODEL_ID"
-    LANE = "LANE"
-    RESERVED_FOR = "RESERVED_FOR"
-    TOKEN = "TOKEN"
-
-
-@strawberry.enum
-class SortDirection(enum.Enum):
-    ASC = "ASC"
-    DESC = "DESC"
-
-
 @strawberry.input(description="One sort key; several keys sort by the first, then the next…")
 class UserTaskSort:
-    field: UserTaskSortField
+    field: domain.SortField
     token_path: str | None = strawberry.field(default=None, description="With field TOKEN: the dotted path.")
-    direction: SortDirection = SortDirection.ASC
+    direction: domain.SortDirection = domain.SortDirection.ASC
 
 
 @strawberry.input
@@ -102,7 +79,7 @@ def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
         started_before=value.started_before,
         search=value.search or None,
         token=tuple(
-            domain.TokenPredicate(path=predicate.path, op=domain.TokenOp(predicate.op.value), value=predicate.value)
+            domain.TokenPredicate(path=predicate.path, op=predicate.op, value=predicate.value)
             for predicate in value.token or ()
         ),
     )
@@ -112,10 +89,5 @@ def to_sort(values: list[UserTaskSort] | None) -> tuple[domain.TaskSort, ...]:
     if not values:
         return domain.DEFAULT_SORT
     return tuple(
-        domain.TaskSort(
-            field=domain.SortField(value.field.value),
-            direction=domain.SortDirection(value.direction.value),
-            token_path=value.token_path,
-        )
-        for value in values
+        domain.TaskSort(field=value.field, direction=value.direction, token_path=value.token_path) for value in values
     )
