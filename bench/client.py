@@ -87,9 +87,7 @@ def _start_engine(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 async def _prepare(client: UserTaskClient, tasks: int) -> None:
     await client.deploy_process(BPMN)
-    await asyncio.gather(
-        *(client.start_process_instance(MODEL_ID, initial_token={"n": i}) for i in range(tasks))
-    )
+    await asyncio.gather(*(client.start_process_instance(MODEL_ID, initial_token={"n": i}) for i in range(tasks)))
     for _ in range(200):
         if len(await client.get_user_tasks(process_model_id=MODEL_ID)) == tasks:
             return
@@ -138,9 +136,7 @@ async def _run(url: str, args: argparse.Namespace) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--tasks", type=int, default=20, help="waiting tasks in every reply")
     parser.add_argument("--compare-httpx", action="store_true", help="also measure httpx's own pool")

@@ -55,9 +55,7 @@ async def process_with_database():
             token = task.get("token", {})
             # Daten aus DB laden
             async with pool.acquire() as conn:
-                customer = await conn.fetchrow(
-                    "SELECT * FROM customers WHERE id = $1", token.get("customerId")
-                )
+                customer = await conn.fetchrow("SELECT * FROM customers WHERE id = $1", token.get("customerId"))
             # Business-Logik
             result = {
                 "approved": customer["credit_limit"] > token.get("amount", 0),

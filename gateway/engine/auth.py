@@ -202,9 +202,7 @@ class ClientCredentialsProvider:
             body = None
         if isinstance(body, dict):
             error = body.get("error") if isinstance(body.get("error"), str) else None
-            description = (
-                body.get("error_description") if isinstance(body.get("error_description"), str) else None
-            )
+            description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
         detail = ": ".join(x for x in (error, description) if x) or f"HTTP {response.status_code}"
         return AuthenticationError(
             f"the authority {authority} refused the client credentials of {self._client_id!r} ({detail})",
@@ -249,8 +247,7 @@ class ClientCredentialsProvider:
                 response = await self._http.get(url)
             if not response.is_success:
                 raise AuthenticationError(
-                    f"the authority {authority} has no usable discovery document "
-                    f"(HTTP {response.status_code})",
+                    f"the authority {authority} has no usable discovery document (HTTP {response.status_code})",
                     authority_url=authority,
                     client_id=self._client_id,
                     status=response.status_code,

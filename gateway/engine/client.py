@@ -118,9 +118,7 @@ def _token_provider(token: TokenArg) -> TokenProvider:
         return token
     if callable(token):
         return CallableTokenProvider(token)
-    raise ConfigurationError(
-        f"token must be a str, a callable or a TokenProvider, got {type(token).__name__}"
-    )
+    raise ConfigurationError(f"token must be a str, a callable or a TokenProvider, got {type(token).__name__}")
 
 
 def _default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
@@ -284,9 +282,7 @@ class UserTaskClient:
         `flowNodeLane`, `correlationId`, `state`, `formFields`, `startedAt`, …). Without `limit` the
         engine returns all matches; `query_user_tasks` also gives the total count, `iter_user_tasks` pages.
         """
-        page = await self.query_user_tasks(
-            limit=limit, offset=offset, sort_by=sort_by, sort_dir=sort_dir, **filters
-        )
+        page = await self.query_user_tasks(limit=limit, offset=offset, sort_by=sort_by, sort_dir=sort_dir, **filters)
         return page.items
 
     async def query_user_tasks(
@@ -359,9 +355,7 @@ class UserTaskClient:
             error_class_name="NotFoundError",
         )
 
-    async def get_user_tasks_by_ids(
-        self, ids: Iterable[str], *, state: Filter = None
-    ) -> list[dict[str, Any]]:
+    async def get_user_tasks_by_ids(self, ids: Iterable[str], *, state: Filter = None) -> list[dict[str, Any]]:
         """The tasks with these ids, any state by default, in one engine call (`flowNodeInstanceId=a,b,c`).
 
         Unknown ids are left out; the result follows the engine's order. Long lists are split into

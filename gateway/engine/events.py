@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
+import aiohttp
+
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -137,11 +139,20 @@ class UserTaskEventStream:
 
     async def _run_socketio(self) -> bool:
         """Returns True when Socket.IO is not offered and long polling should take over."""
+        # One aiohttp session for every (re)connect, owned here: python-socketio closes its own sessions
+        # only on some paths, and a cancelled connect would leak one.
+        session = aiohttp.ClientSession()
+        try:
+            return await self._socketio_loop(session)
+        finally:
+            await session.close()
+
+    async def _socketio_loop(self, session: aiohttp.ClientSession) -> bool:
         import socketio
 
         attempt = 0
         while True:
-            sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+            sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, http_session=session)
             dropped = asyncio.Event()
             for name in self._events:
                 sio.on(name, self._socketio_handler(name), namespace="/api")
@@ -174,6 +185,9 @@ class UserTaskEventStream:
                 await self._backoff.wait(min(attempt, 6))
                 attempt += 1
                 continue
+            except BaseException:
+                await self._disconnect(sio)
+                raise
             self.transport = "socketio"
             self.connects += 1
             attempt = 0

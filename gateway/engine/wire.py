@@ -121,9 +121,7 @@ def task_from_wire(item: object) -> dict[str, Any]:
     if form_fields is None:
         form_fields = []
     if not isinstance(form_fields, list) or not all(isinstance(f, Mapping) for f in form_fields):
-        raise _fail(
-            "user task", f"'userTaskConfig.formFields' must be a list of objects, got {form_fields!r}"
-        )
+        raise _fail("user task", f"'userTaskConfig.formFields' must be a list of objects, got {form_fields!r}")
     task: dict[str, Any] = dict(item)
     token = item.get("startToken")
     task["userTaskInstanceId"] = item["flowNodeInstanceId"]
@@ -231,9 +229,7 @@ def user_task_query(
     if sort_by is not None:
         if sort_dir not in ("ASC", "DESC"):
             raise ValueError(f"sort_dir must be 'ASC' or 'DESC', got {sort_dir!r}")
-        params.append(
-            ("sortSettings", [json.dumps({"sortBy": sort_by, "sortDir": sort_dir}, separators=(",", ":"))])
-        )
+        params.append(("sortSettings", [json.dumps({"sortBy": sort_by, "sortDir": sort_dir}, separators=(",", ":"))]))
     if offset:
         params.append(("offset", [str(offset)]))
     if limit:
@@ -248,9 +244,7 @@ def encode_query(params: Iterable[tuple[str, Sequence[str]]]) -> str:
     So an id containing a comma stays one id ("a%2Cb") while separators stay commas, which is what the
     official clients send (`flowNodeId=a,b&flowNodeType=bpmn%3AUserTask&sortSettings=%7B…%7D`).
     """
-    return "&".join(
-        f"{quote(name, safe='')}={','.join(quote(v, safe='') for v in values)}" for name, values in params
-    )
+    return "&".join(f"{quote(name, safe='')}={','.join(quote(v, safe='') for v in values)}" for name, values in params)
 
 
 def chunk_ids(ids: Sequence[str], *, max_chars: int = 4000, max_ids: int = 200) -> list[list[str]]:

@@ -43,9 +43,7 @@ class FakeAuthority:
             form = parse_qs(request.content.decode())
             self.token_forms.append(form)
             if form.get("client_secret") != [self.secret]:
-                return httpx.Response(
-                    401, json={"error": "invalid_client", "error_description": "wrong secret"}
-                )
+                return httpx.Response(401, json={"error": "invalid_client", "error_description": "wrong secret"})
             token = f"token-{len(self.issued) + 1}"
             self.issued.append(token)
             self.valid.add(token)

@@ -57,19 +57,13 @@ async def test_a_started_process_shows_its_user_task_with_seed_keys_and_engine_f
 async def test_filters_paging_and_count_are_done_by_the_engine(client: UserTaskClient) -> None:
     ids = await start_approvals(client, [{"amount": i} for i in range(5)], correlation_id="batch-1")
     await start_approvals(client, [{"amount": 99}], correlation_id="other")
-    page = await client.query_user_tasks(
-        correlation_id="batch-1", limit=2, offset=1, sort_by="flowNodeInstanceId"
-    )
+    page = await client.query_user_tasks(correlation_id="batch-1", limit=2, offset=1, sort_by="flowNodeInstanceId")
     assert page.total_count == 5
     assert [t["userTaskInstanceId"] for t in page.items] == sorted(ids)[1:3]
     assert await client.count_user_tasks(correlation_id=["batch-1", "other"]) == 6
-    walked = [
-        t["userTaskInstanceId"] async for t in client.iter_user_tasks(correlation_id="batch-1", page_size=2)
-    ]
+    walked = [t["userTaskInstanceId"] async for t in client.iter_user_tasks(correlation_id="batch-1", page_size=2)]
     assert sorted(walked) == sorted(ids)
-    desc = await client.get_user_tasks(
-        correlation_id="batch-1", sort_by="flowNodeInstanceId", sort_dir="DESC"
-    )
+    desc = await client.get_user_tasks(correlation_id="batch-1", sort_by="flowNodeInstanceId", sort_dir="DESC")
     assert [t["userTaskInstanceId"] for t in desc] == sorted(ids, reverse=True)
     one = await client.get_user_tasks(flow_node_instance_id=ids[0])
     assert [t["userTaskInstanceId"] for t in one] == [ids[0]]
@@ -131,9 +125,7 @@ async def test_a_result_that_is_not_an_object_is_a_bad_request(client: UserTaskC
 async def test_the_parallel_pattern_finishes_every_task_exactly_once(client: UserTaskClient) -> None:
     ids = await start_approvals(client, [{"amount": i} for i in range(30)])
     tasks = await client.get_user_tasks_by_ids(ids)
-    await asyncio.gather(
-        *(client.finish_user_task(t["userTaskInstanceId"], {"approved": True}) for t in tasks)
-    )
+    await asyncio.gather(*(client.finish_user_task(t["userTaskInstanceId"], {"approved": True}) for t in tasks))
     for task_id in ids:
         await finished(client, task_id)
 

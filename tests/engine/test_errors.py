@@ -34,16 +34,12 @@ from ._helpers import API, engine_error
 
 
 def _httpx_exception_types() -> list[type[Exception]]:
-    return [
-        value for value in vars(httpx).values() if inspect.isclass(value) and issubclass(value, Exception)
-    ]
+    return [value for value in vars(httpx).values() if inspect.isclass(value) and issubclass(value, Exception)]
 
 
 def _aiohttp_exception_types() -> list[type[Exception]]:
     return [
-        value
-        for value in vars(aiohttp).values()
-        if inspect.isclass(value) and issubclass(value, aiohttp.ClientError)
+        value for value in vars(aiohttp).values() if inspect.isclass(value) and issubclass(value, aiohttp.ClientError)
     ]
 
 
@@ -83,9 +79,7 @@ def _aiohttp_instance(cls: type[Exception]) -> Exception:
 
 @pytest.mark.parametrize("exc_type", _httpx_exception_types(), ids=lambda t: t.__name__)
 @pytest.mark.parametrize("write", [False, True], ids=["read", "write"])
-def test_every_httpx_exception_type_maps_to_a_processcube_exception(
-    exc_type: type[Exception], write: bool
-) -> None:
+def test_every_httpx_exception_type_maps_to_a_processcube_exception(exc_type: type[Exception], write: bool) -> None:
     original = _instance(exc_type)
     with pytest.raises(ProcessCubeException) as caught, map_engine_errors(write=write):
         raise original

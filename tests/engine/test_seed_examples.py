@@ -74,17 +74,13 @@ async def test_02_all_tasks_lists_every_task_and_changes_nothing(
     assert "Prozess: " in out
 
 
-async def test_03_filter_prints_the_approval_tasks(
-    approval_engine: EngineServer, client: UserTaskClient
-) -> None:
+async def test_03_filter_prints_the_approval_tasks(approval_engine: EngineServer, client: UserTaskClient) -> None:
     ids = await start_approvals(client, [{"amount": 1}, {"amount": 2}])
     out = run_seed("03_filter.py", approval_engine).stdout
     assert sorted(out.split()) == sorted(["Approval", "Task:"] * 2 + ids)
 
 
-async def test_04_reserve_reserves_the_first_task(
-    approval_engine: EngineServer, client: UserTaskClient
-) -> None:
+async def test_04_reserve_reserves_the_first_task(approval_engine: EngineServer, client: UserTaskClient) -> None:
     ids = await start_approvals(client, [{"amount": 1}, {"amount": 2}])
     out = run_seed("04_reserve.py", approval_engine).stdout
     assert "Task reserviert für user@example.com" in out
@@ -123,9 +119,7 @@ async def test_06_finish_finishes_one_task_with_the_seeds_result(
     }
 
 
-async def test_07_validation_refuses_amounts_over_10000(
-    approval_engine: EngineServer, client: UserTaskClient
-) -> None:
+async def test_07_validation_refuses_amounts_over_10000(approval_engine: EngineServer, client: UserTaskClient) -> None:
     small, big = await start_approvals(client, [{"amount": 500}, {"amount": 20000}])
     run_seed("07_finish_with_validation.py", approval_engine)
     assert result_of(await finished(client, small)) == {"approved": True}
@@ -165,9 +159,7 @@ async def test_09_auth_uses_client_credentials_of_the_embedded_authority(
             assert result_of(await finished(client, task_id)) == {"approved": True}
 
 
-async def test_10_existing_loop_prints_every_task(
-    approval_engine: EngineServer, client: UserTaskClient
-) -> None:
+async def test_10_existing_loop_prints_every_task(approval_engine: EngineServer, client: UserTaskClient) -> None:
     ids = await start_approvals(client, [{"amount": 1}, {"amount": 2}])
     out = run_seed("10_existing_loop.py", approval_engine).stdout
     assert sorted(out.split()) == sorted(["Task:"] * 2 + ids)

@@ -84,9 +84,7 @@ async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 
 
 def _client(url: str, *, timeout: float = 5.0) -> UserTaskClient:
-    return UserTaskClient(
-        url, timeout=httpx.Timeout(timeout), retry=RetryPolicy(max_retries=2, sleep=NoSleep())
-    )
+    return UserTaskClient(url, timeout=httpx.Timeout(timeout), retry=RetryPolicy(max_retries=2, sleep=NoSleep()))
 
 
 async def test_closed_port_is_engine_unavailable_and_never_sent() -> None:

@@ -51,9 +51,7 @@ def test_unreserved_task_has_reserved_for_none_and_missing_token_is_empty() -> N
     assert task["formFields"] == []
 
 
-@pytest.mark.parametrize(
-    "field", ["flowNodeInstanceId", "flowNodeId", "processInstanceId", "processModelId", "state"]
-)
+@pytest.mark.parametrize("field", ["flowNodeInstanceId", "flowNodeId", "processInstanceId", "processModelId", "state"])
 def test_task_missing_a_required_field_is_a_protocol_error(field: str) -> None:
     wire = flow_node_instance()
     del wire[field]
