@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS flow_node_instances (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS fni_type_state ON flow_node_instances (flow_node_type, state, seq);
+CREATE INDEX IF NOT EXISTS fni_type_state_created ON flow_node_instances (flow_node_type, state, created_at, seq);
+CREATE INDEX IF NOT EXISTS fni_model_type_created
+    ON flow_node_instances (process_model_id, state, flow_node_type, created_at, seq);
 CREATE INDEX IF NOT EXISTS fni_instance ON flow_node_instances (process_instance_id, seq);
 CREATE INDEX IF NOT EXISTS fni_model ON flow_node_instances (process_model_id, state, seq);
 CREATE INDEX IF NOT EXISTS fni_node ON flow_node_instances (flow_node_id, state, seq);

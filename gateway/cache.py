@@ -20,9 +20,7 @@ T = TypeVar("T")
 
 
 class ReadCache:
-    def __init__(
-        self, *, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._store: TTLCache[Hashable, Any] | None = (
             TTLCache(maxsize=max_entries, ttl=ttl_seconds, timer=clock) if ttl_seconds > 0 else None
@@ -43,7 +41,10 @@ class ReadCache:
             self._store.clear()
         self._in_flight.clear()
 
-    async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+    async def get_or_load(
+        self, key: Hashable, load: Callable[[], Awaitable[T]], *, keep: Callable[[T], bool] | None = None
+    ) -> T:
+        """The cached value, or the one a single concurrent load produces (stored unless ``keep`` says no)."""
         full_key = (self._generation, key)
         if self._store is not None:
             try:
@@ -79,7 +80,7 @@ class ReadCache:
             raise
         else:
             future.set_result(value)
-            if self._store is not None and full_key[0] == self._generation:
+            if self._store is not None and full_key[0] == self._generation and (keep is None or keep(value)):
                 self._store[full_key] = value
             return value
         finally:

@@ -11,14 +11,16 @@ GraphQL over HTTP, as the spec (and the ``graphql-http`` audit) has it:
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET
@@ -35,6 +37,17 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 def wants_graphql_response(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return any(part.split(";")[0].strip() == GRAPHQL_RESPONSE_JSON for part in accept.split(","))
+
+
+@functools.lru_cache(maxsize=512)
+def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
+    """The type of the operation a document runs (None when it does not parse or names no single operation)."""
+    try:
+        document = parse(query, no_location=True, max_tokens=10_000)
+    except GraphQLError:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    return None if operation is None else operation.operation
 
 
 class _SubResponse(Response):
@@ -65,6 +78,39 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
         if isinstance(request, Request):
             sub_response.request = request
         return sub_response
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Identical queries of the same caller within the cache TTL answer from the read cache, unexecuted.
+
+        The key holds the caller, the document, its variables and the cache's generation, so any write through the
+        gateway ends the reuse (a caller always reads its own writes). Only answers without errors are kept.
+        """
+
+        async def execute() -> ExecutionResult:
+            return await super(GatewayGraphQL, self).execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+
+        caller = context.caller_or_error
+        query = request_data.query
+        if (
+            isinstance(caller, GatewayError)
+            or not query
+            or _operation_type(query, request_data.operation_name) is not OperationType.QUERY
+        ):
+            return await execute()
+        variables = json.dumps(request_data.variables, sort_keys=True, default=str)
+        key = ("graphql-response", caller.cache_key, query, variables, request_data.operation_name)
+        cache = request.app.state.cache
+        return await cache.get_or_load(key, execute, keep=lambda result: not result.errors)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)

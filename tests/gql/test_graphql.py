@@ -379,3 +379,16 @@ def test_every_engine_side_filter(engine: EngineServer, gateway: GatewayServer) 
     assert found({"search": "approve"}) == {first}
     assert found({"startedAfter": "2000-01-01T00:00:00Z", "processModelId": ["ApprovalProcess"]}) == {first, next_task}
     assert found({"startedBefore": "2000-01-01T00:00:00Z"}) == set()
+
+
+def test_a_repeated_query_is_answered_from_the_cache_until_a_write(
+    engine: EngineServer, gateway: GatewayServer
+) -> None:
+    [task_id] = start_approvals(engine, [7])
+    query = "{ userTasks { nodes { id reservedFor } } }"
+    assert data(gateway.graphql(query))["userTasks"]["nodes"] == [{"id": task_id, "reservedFor": None}]
+    before = gateway.engine_calls()
+    assert data(gateway.graphql(query))["userTasks"]["nodes"] == [{"id": task_id, "reservedFor": None}]
+    assert gateway.engine_calls() == before
+    data(gateway.graphql(RESERVE, {"id": task_id}))
+    assert data(gateway.graphql(query))["userTasks"]["nodes"] == [{"id": task_id, "reservedFor": "dummy_token"}]
