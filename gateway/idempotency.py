@@ -1,13 +1,13 @@
-"""Idempotency keys: a retried write with the same key and body gets the first answer, and the engine is not asked again.
+"""Idempotency keys: a retried write with the same key and body gets the first answer; the engine is not asked again.
 
 The rule (after the IETF draft "The Idempotency-Key HTTP Header Field"), kept here once so that every face can
 share it (REST uses it today; a GraphQL mutation could pass the same key):
 
 - A write is identified by :class:`IdempotencyKey`: the caller's user id, the method, the path and the client's key.
   Scoping by caller means one user can never replay (or block) another user's answer.
-- The first request with a key runs. Its answer is kept when the face says it is final (``keep``: REST keeps
-  2xx and 4xx answers, not 5xx ones, so a retry after ``ENGINE_UNAVAILABLE`` or ``OUTCOME_UNKNOWN`` runs again;
-  a finish that did happen is then recognised by the service itself, see ``TaskService.finish``).
+- The first request with a key runs. Its answer is kept when it is final (:func:`is_final`: 2xx and 4xx, but
+  not 401 and not 5xx, so a retry after a refreshed token, ``ENGINE_UNAVAILABLE`` or ``OUTCOME_UNKNOWN`` runs
+  again; a finish that did happen is then recognised by the service itself, see ``TaskService.finish``).
 - A later request with the same key and the same body fingerprint gets the kept answer (``replayed=True``).
 - The same key with another body is refused with :class:`IdempotencyKeyReused` (422): the key was reused by
   mistake, and running the new request could do something the client did not mean to repeat.
@@ -74,6 +74,11 @@ class _Entry:
     kept: bool = False
     expires_at: float = float("inf")
     weight: int = 0
+
+
+def is_final(status: int) -> bool:
+    """Whether an answer with this HTTP status (a GatewayError's ``status``) is kept for replays."""
+    return status < 500 and status != 401
 
 
 def fingerprint(request: Any) -> str:
@@ -185,4 +190,5 @@ __all__ = [
     "IdempotencyStore",
     "Outcome",
     "fingerprint",
+    "is_final",
 ]

@@ -1,9 +1,9 @@
 """JSON request bodies of the REST face: decoded strictly and checked against the contract's schemas.
 
 A body that is not JSON, not UTF-8, nested too deep, or does not fit its schema (missing or unknown members,
-wrong types, odd task ids) is a ``BAD_REQUEST`` problem whose ``problems`` name each wrong part by JSON Pointer
-(``/ids/2``). Whether a task ``result`` fits the task's form is the service's rule (``INVALID_TASK_RESULT``),
-the same one GraphQL applies, so it is not checked here.
+wrong types, odd task ids, a ``result`` that is not an object) is a ``BAD_REQUEST`` problem whose ``problems``
+name each wrong part by JSON Pointer (``/items/2/id``). Whether a ``result`` object fits the task's form is the
+service's rule (``INVALID_TASK_RESULT``, 422), the same one GraphQL applies, so it is not checked here.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class _Checker:
         self.problems: list[FieldProblem] = []
 
     def add(self, pointer: str, message: str) -> None:
-        self.problems.append(FieldProblem(pointer, f"{pointer or 'The body'}: {message}"))
+        self.problems.append(FieldProblem(pointer, f"{pointer or 'The body'} {message}"))
 
     def done(self) -> None:
         if self.problems:
@@ -69,7 +69,7 @@ class _Checker:
                 self.add(f"{pointer}/{name}", "is required.")
         for name in sorted(set(value) - set(required) - set(optional)):
             allowed = ", ".join(f"'{member}'" for member in (*required, *optional))
-            self.add(f"{pointer}/{_escape(name)}", f"is not a member of this body (allowed: {allowed}).")
+            self.add(f"{pointer}/{_escape(name)}", f"is not allowed here (allowed members: {allowed}).")
         return True
 
     def string(self, value: Any, pointer: str) -> str | None:
@@ -87,6 +87,13 @@ class _Checker:
             return None
         if not is_task_id(value):
             self.add(pointer, f"is not a valid task id: ids are {TASK_ID_RULE}.")
+            return None
+        return value
+
+    def result(self, value: Any, pointer: str) -> dict[str, Any] | None:
+        """A task result is a JSON object (its fit with the task's form is the service's rule)."""
+        if not isinstance(value, dict):
+            self.add(pointer, f"must be a JSON object of form field values, not {_kind(value)}.")
             return None
         return value
 
@@ -117,7 +124,8 @@ def reservation(body: Any) -> str | None:
 def finish(body: Any) -> Any:
     """``POST .../finish``: ``{"result": {...}}``; the result's fit with the form is the service's to check."""
     check = _Checker()
-    check.object(body, "", required=("result",))
+    if check.object(body, "", required=("result",)) and "result" in body:
+        check.result(body["result"], "/result")
     check.done()
     return body["result"]
 
@@ -154,8 +162,9 @@ def finish_batch(body: Any) -> tuple[tuple[str, Any], ...]:
             pointer = f"/items/{index}"
             if check.object(item, pointer, required=("id", "result")) and "id" in item:
                 task_id = check.task_id(item["id"], f"{pointer}/id")
-                if task_id is not None and "result" in item:
-                    items.append((task_id, item["result"]))
+                result = check.result(item["result"], f"{pointer}/result") if "result" in item else None
+                if task_id is not None and result is not None:
+                    items.append((task_id, result))
     check.done()
     return tuple(items)
 

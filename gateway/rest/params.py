@@ -6,7 +6,8 @@ Syntax (documented in openapi/openapi.yaml; the patterns below are the contract'
   Every list means "any of"; without ``state`` only waiting (``suspended``) tasks are listed, as in GraphQL.
 - Token predicates: ``token=<path>:<op>:<value>``, e.g. ``token=amount:gte:1000``,
   ``token=customerType:eq:"vip"``, ``token=customerId:in:["C-1001","C-1002"]``, ``token=comment:exists``.
-  ``path`` is dotted (``customer.type``, list items by index ``items.0``); ``op`` is one of eq, ne, gt, gte, lt,
+  ``path`` is dotted (``customer.type``, list items by index ``items.0``; no ',', ':', spaces or control
+  characters); ``op`` is one of eq, ne, gt, gte, lt,
   lte, in, contains, exists. The value is read as JSON; a value that is not valid JSON is taken as a string
   (``customerType:eq:vip`` equals ``customerType:eq:"vip"``; quote digits to compare with a string:
   ``customerId:eq:"1001"``). ``exists`` takes ``true`` (the default) or ``false``.
@@ -47,13 +48,11 @@ from .problems import RequestInvalid
 # -- the contract's patterns (ECMA-262 and Python alike; checked with re.search, as JSON Schema does) -----------
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
-TOKEN_PATH = r"[^.,:\s]+(\.[^.,:\s]+)*"
+TOKEN_PATH = r"[^.,:\x00-\x20]+(\.[^.,:\x00-\x20]+)*"
 TOKEN_PREDICATE_PATTERN = rf"^{TOKEN_PATH}:((eq|ne|gt|gte|lt|lte|in|contains):[\s\S]*|exists(:(true|false))?)$"
 SORT_KEY_PATTERN = rf"^-?(startedAt|name|processModelId|lane|reservedFor|token\.{TOKEN_PATH})$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
-DATE_TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
+DATE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 
 MAX_STRING_LENGTH = 256
@@ -90,9 +89,7 @@ _STRING_LISTS = {
     "correlationId": "correlation_ids",
 }
 LIST_PARAMETERS = frozenset({"id", "state", "token", "sort", *_STRING_LISTS})
-SCALAR_PARAMETERS = frozenset(
-    {"reservedFor", "reserved", "startedAfter", "startedBefore", "search", "limit", "cursor"}
-)
+SCALAR_PARAMETERS = frozenset({"reservedFor", "reserved", "startedAfter", "startedBefore", "search", "limit", "cursor"})
 LIST_TASKS_PARAMETERS = LIST_PARAMETERS | SCALAR_PARAMETERS
 
 
@@ -123,17 +120,11 @@ class _Problems:
             raise RequestInvalid(self.items)
 
 
-def reject_unknown(query: QueryParams, known: frozenset[str]) -> None:
+def _unknown(query: QueryParams, known: frozenset[str], problems: _Problems) -> None:
     """Unknown query parameters are refused (a typo would otherwise silently widen a filter)."""
-    unknown = sorted({name for name in query if name not in known})
-    if unknown:
-        allowed = ", ".join(sorted(known)) if known else "none"
-        raise RequestInvalid(
-            [
-                FieldProblem(name, f"Unknown query parameter {_quote(name)}; this route takes: {allowed}.")
-                for name in unknown
-            ]
-        )
+    allowed = ", ".join(sorted(known)) if known else "none"
+    for name in sorted({name for name in query if name not in known}):
+        problems.add(name, f"Unknown query parameter {_quote(name)}; this route takes: {allowed}.")
 
 
 def json_value(text: str) -> Any:
@@ -262,8 +253,8 @@ def _single(query: QueryParams, name: str, problems: _Problems) -> str | None:
 
 def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) -> TaskQuery:
     """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once."""
-    reject_unknown(query, LIST_TASKS_PARAMETERS)
     problems = _Problems()
+    _unknown(query, LIST_TASKS_PARAMETERS, problems)
 
     ids = _strings(
         query, "id", problems, check=lambda value: None if is_task_id(value) else f"must be a task id ({TASK_ID_RULE})"
@@ -332,7 +323,8 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
                 problems.add(
                     "sort",
                     "Query parameter 'sort' takes comma-separated keys (startedAt, name, processModelId, lane,"
-                    f" reservedFor, token.<path>), each optionally prefixed with '-' for descending; not {_quote(raw)}.",
+                    " reservedFor, token.<path>), each optionally prefixed with '-' for descending;"
+                    f" not {_quote(raw)}.",
                 )
             else:
                 sorts.append(sort)
@@ -396,7 +388,9 @@ def idempotency_key_of(headers: Headers) -> str | None:
 
 def no_query(query: QueryParams) -> None:
     """Routes without query parameters refuse any (they would be ignored otherwise)."""
-    reject_unknown(query, frozenset())
+    problems = _Problems()
+    _unknown(query, frozenset(), problems)
+    problems.raise_if_any()
 
 
 __all__: Sequence[str] = [

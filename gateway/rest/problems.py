@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from starlette.responses import Response
 
 from .. import errors
-from ..domain import FieldProblem
+from ..domain import TASK_STATES, FieldProblem
 from ..idempotency import IdempotencyKeyReused
 
 log = logging.getLogger("gateway")
@@ -45,7 +45,7 @@ class RequestInvalid(errors.BadRequest):
     """Malformed input with named parts: query parameters, headers or JSON Pointers into the body."""
 
     def __init__(self, problems: Sequence[FieldProblem]) -> None:
-        super().__init__("; ".join(problem.message for problem in problems))
+        super().__init__(" ".join(problem.message for problem in problems))
         self.problems = tuple(problems)
 
 
@@ -135,19 +135,19 @@ def _field_problems(problems: Sequence[FieldProblem]) -> list[dict[str, str]]:
 
 def problem_body(error: errors.GatewayError, request_id: str) -> dict[str, Any]:
     kind = problem_type(error)
-    status = error.status if kind is not PROBLEM_TYPES[InternalError] else 500
+    masked = kind is PROBLEM_TYPES[InternalError]
     body: dict[str, Any] = {
         "type": kind.uri,
         "title": kind.title,
-        "status": status,
+        "status": 500 if masked else error.status,
         "detail": error.message,
         "instance": instance_of(request_id),
-        "code": error.code if status != 500 else InternalError.code,
+        "code": InternalError.code if masked else error.code,
     }
     if isinstance(error, errors.TaskNotFound | errors.TaskNotActive | errors.TaskReservedByOtherUser):
         body["taskId"] = error.task_id
     if isinstance(error, errors.TaskNotActive):
-        body["state"] = error.state
+        body["state"] = error.state if error.state in TASK_STATES else "running"  # as the task shows it
     if isinstance(error, errors.TaskReservedByOtherUser):
         body["reservedFor"] = error.reserved_for
     if isinstance(error, errors.InvalidTaskResult):

@@ -23,11 +23,12 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from .. import errors
 from ..domain import Caller
-from ..idempotency import IdempotencyKey, IdempotencyStore, fingerprint
+from ..idempotency import IdempotencyKey, IdempotencyStore, fingerprint, is_final
 from ..middleware import BodyTooLarge
 from ..service import TaskService
 from . import bodies
@@ -62,7 +63,7 @@ class Answer:
     content: bytes
     media_type: str = JSON
     headers: tuple[tuple[str, str], ...] = ()
-    final: bool = True  # kept for an Idempotency-Key replay (not for 5xx: a retry should run again)
+    final: bool = True  # kept for Idempotency-Key replays (not 5xx or 401: a retry may rightly run again)
 
     def response(self, *, replayed: bool = False) -> Response:
         headers = dict(self.headers)
@@ -82,7 +83,7 @@ def problem_answer(error: errors.GatewayError, request_id: str) -> Answer:
         encode_json(body),
         PROBLEM_JSON,
         tuple(problem_headers(error).items()),
-        final=body["status"] < 500,
+        final=is_final(body["status"]),
     )
 
 
@@ -154,7 +155,7 @@ def store_of(request: Request) -> IdempotencyStore:
     if store is None:
         store = IdempotencyStore()
         state.idempotency = store
-    return store  # type: ignore[no-any-return]
+    return store
 
 
 async def _run(operation: Operation, call: Call) -> Answer:
@@ -162,6 +163,35 @@ async def _run(operation: Operation, call: Call) -> Answer:
         return await operation.handler(call)
     except errors.GatewayError as exc:
         return problem_answer(exc, call.request_id)
+
+
+async def _negotiated_body(request: Request, operation: Operation, media_types: Sequence[str]) -> bytes:
+    """The raw body, once ``Accept`` admits an answer (406) and the body is JSON (415)."""
+    if not accepts(request.headers.get("accept"), media_types):
+        raise NotAcceptable(f"This resource answers only {' or '.join(media_types)}; the Accept header admits neither.")
+    if operation.body is Body.NONE:
+        return b""
+    raw = await request.body()
+    content_type = request.headers.get("content-type")
+    if raw.strip() and (content_type is None or _media_type(content_type) != JSON):
+        given = f"'{content_type}'" if content_type else "no Content-Type"
+        raise UnsupportedMediaType(f"The body must be sent as Content-Type: application/json, not {given}.")
+    return raw
+
+
+async def _answer(request: Request, operation: Operation, call: Call) -> Response:
+    """The operation's answer; with an ``Idempotency-Key``, the first answer for that key."""
+    key = idempotency_key_of(request.headers) if operation.idempotent else None
+    if key is None:
+        return (await _run(operation, call)).response()
+    outcome = await store_of(request).run(
+        IdempotencyKey(call.caller.user_id, request.method.upper(), request.url.path, key),
+        fingerprint({} if call.body is bodies.MISSING else call.body),
+        lambda: _run(operation, call),
+        keep=lambda answer: answer.final,
+        weigh=lambda answer: len(answer.content),
+    )
+    return outcome.value.response(replayed=outcome.replayed)
 
 
 def resource(
@@ -185,34 +215,14 @@ def resource(
             operation = operations.get("GET" if method == "HEAD" else method)
             if operation is None:
                 raise MethodNotAllowed(method, allow)
-            if not accepts(request.headers.get("accept"), media_types):
-                raise NotAcceptable(
-                    f"This resource answers only {' or '.join(media_types)}; the Accept header admits neither."
-                )
-            raw = b""
-            if operation.body is not Body.NONE:
-                raw = await request.body()
-                content_type = request.headers.get("content-type")
-                if raw.strip() and (content_type is None or _media_type(content_type) != JSON):
-                    given = f"'{content_type}'" if content_type else "no Content-Type"
-                    raise UnsupportedMediaType(f"The body must be sent as Content-Type: application/json, not {given}.")
+            raw = await _negotiated_body(request, operation, media_types)
             if not authenticate:
                 return (await _run(operation, Call(request, request_id))).response()
             caller: Caller = await request.app.state.verifier.caller(request.headers.get("authorization"))
             call = Call(request, request_id, caller, path_params=request.path_params)
             if operation.body is not Body.NONE:
                 call.body = bodies.decode(raw, required=operation.body is Body.REQUIRED)
-            key = idempotency_key_of(request.headers) if operation.idempotent else None
-            if key is None:
-                return (await _run(operation, call)).response()
-            outcome = await store_of(request).run(
-                IdempotencyKey(caller.user_id, method, request.url.path, key),
-                fingerprint({} if call.body is bodies.MISSING else call.body),
-                lambda: _run(operation, call),
-                keep=lambda answer: answer.final,
-                weigh=lambda answer: len(answer.content),
-            )
-            return outcome.value.response(replayed=outcome.replayed)
+            return await _answer(request, operation, call)
         except errors.GatewayError as exc:
             return problem_answer(exc, request_id).response()
         except (BodyTooLarge, ClientDisconnect):
@@ -220,7 +230,31 @@ def resource(
         except Exception as exc:
             return masked_error_response(exc, request_id, f"{request.method} {request.url.path}")
 
-    return Route(path, endpoint, name=name)
+    return any_method_route(path, endpoint, name=name)
 
 
-__all__ = ["Answer", "Body", "Call", "Operation", "accepts", "json_answer", "problem_answer", "resource"]
+class _AnyMethod:
+    """An endpoint as a plain ASGI app, so that starlette routes every method to it (no plain-text 405)."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self._app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def any_method_route(path: str, endpoint: Callable[[Request], Awaitable[Response]], *, name: str) -> Route:
+    return Route(path, _AnyMethod(endpoint), name=name)
+
+
+__all__ = [
+    "Answer",
+    "Body",
+    "Call",
+    "Operation",
+    "accepts",
+    "any_method_route",
+    "json_answer",
+    "problem_answer",
+    "resource",
+]

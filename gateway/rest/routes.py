@@ -11,13 +11,25 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from .. import errors
 from ..domain import FinishOutcome, UserTask
+from ..idempotency import is_final
 from . import bodies, params, render
 from .problems import RouteNotFound, problem_body
-from .resource import Answer, Body, Call, Handler, Operation, json_answer, problem_answer, request_id_of, resource
+from .resource import (
+    Answer,
+    Body,
+    Call,
+    Handler,
+    Operation,
+    any_method_route,
+    json_answer,
+    problem_answer,
+    request_id_of,
+    resource,
+)
 
 PREFIX = "/api/v1"
 
@@ -71,9 +83,10 @@ def _item(call: Call, task_id: str, outcome: UserTask | FinishOutcome | errors.G
 
 def _batch_answer(call: Call, task_ids: Sequence[str], outcomes: Sequence[Any]) -> Answer:
     results = [_item(call, task_id, outcome) for task_id, outcome in zip(task_ids, outcomes, strict=True)]
-    # A batch whose items failed for a passing reason (5xx) is not kept for Idempotency-Key replays: a retry runs
-    # it again (reserving, cancelling and the service's finish replay make that safe for the items that worked).
-    return json_answer({"results": results}, final=all(result["status"] < 500 for result in results))
+    # A batch with an item that failed for a passing reason (5xx, 401) is not kept for Idempotency-Key replays: a
+    # retry runs it again (re-reserving, cancelling and the service's finish replay make that safe for the items
+    # that worked).
+    return json_answer({"results": results}, final=all(is_final(result["status"]) for result in results))
 
 
 async def reserve_user_tasks(call: Call) -> Answer:
@@ -115,17 +128,17 @@ def api_routes() -> list[BaseRoute]:
     return [
         resource(
             f"{PREFIX}/user-tasks/batch/reserve",
-            {"POST": _write(reserve_user_tasks)}
+            {"POST": _write(reserve_user_tasks)},
             name="reserve_user_tasks",
         ),
         resource(
             f"{PREFIX}/user-tasks/batch/cancel-reservation",
-            {"POST": _write(cancel_user_task_reservations)}
+            {"POST": _write(cancel_user_task_reservations)},
             name="cancel_user_task_reservations",
         ),
         resource(
             f"{PREFIX}/user-tasks/batch/finish",
-            {"POST": _write(finish_user_tasks)}
+            {"POST": _write(finish_user_tasks)},
             name="finish_user_tasks",
         ),
         resource(f"{PREFIX}/user-tasks", {"GET": Operation(list_user_tasks)}, name="list_user_tasks"),
@@ -140,9 +153,9 @@ def api_routes() -> list[BaseRoute]:
         ),
         resource(
             f"{PREFIX}/user-tasks/{{id}}/finish",
-            {"POST": _write(finish_user_task)}
+            {"POST": _write(finish_user_task)},
             name="finish_user_task",
         ),
-        Route(PREFIX, no_such_route, name="api_root"),
-        Route(f"{PREFIX}/{{rest:path}}", no_such_route, name="api_not_found"),
+        any_method_route(PREFIX, no_such_route, name="api_root"),
+        any_method_route(f"{PREFIX}/{{rest:path}}", no_such_route, name="api_not_found"),
     ]

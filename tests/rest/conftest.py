@@ -1,0 +1,108 @@
+"""A gateway in its own process, in front of an embedded engine holding the example models, spoken to over HTTP.
+
+Most tests share one engine and one gateway per module and keep out of each other's way by starting their own
+process instances under a fresh correlation id (``Approvals.start``) and filtering by it. Tests that need another
+configuration, or that stop the engine, get their own servers from ``gateway_factory``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.servers import EngineServer, GatewayServer
+
+
+def deploy_examples(engine: EngineServer) -> EngineServer:
+    for path in sorted(EXAMPLES.glob("*.bpmn")):
+        engine.deploy_file(path)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    with EngineServer(data_dir=tmp_path_factory.mktemp("rest-engine") / "data") as engine:
+        yield deploy_examples(engine)
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(tmp_path_factory: pytest.TempPathFactory, shared_engine: EngineServer) -> Iterator[GatewayServer]:
+    gateway = GatewayServer(
+        engine_url=shared_engine.url,
+        workdir=tmp_path_factory.mktemp("rest-gateway"),
+        env={"GATEWAY_ALLOW_ANONYMOUS": "true"},
+    ).start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def engine(shared_engine: EngineServer) -> EngineServer:
+    return shared_engine
+
+
+@pytest.fixture
+def gateway(shared_gateway: GatewayServer) -> GatewayServer:
+    return shared_gateway
+
+
+@pytest.fixture
+def api(gateway: GatewayServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url + "/api/v1", timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, approval_engine: EngineServer) -> Iterator[Callable[..., GatewayServer]]:
+    """Own servers: ``gateway_factory(GATEWAY_MAX_BODY_BYTES=2048)``; the engine is ``approval_engine``."""
+    started: list[GatewayServer] = []
+
+    def factory(**env: Any) -> GatewayServer:
+        gateway = GatewayServer(
+            engine_url=approval_engine.url,
+            workdir=tmp_path / f"gateway-{len(started)}",
+            env={"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}},
+        ).start()
+        started.append(gateway)
+        return gateway
+
+    yield factory
+    for gateway in started:
+        gateway.stop()
+
+
+@dataclass
+class Approvals:
+    """ApprovalProcess instances of one test, under one correlation id (``params`` filters the list to them)."""
+
+    engine: EngineServer
+    correlation_id: str
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"correlationId": self.correlation_id}
+
+    def start(self, amounts: list[int]) -> list[str]:
+        """One instance per amount (odd amounts are VIP customers); the ids of their first tasks, in order."""
+        task_ids = []
+        for amount in amounts:
+            started = self.engine.start_instance(
+                "ApprovalProcess",
+                {"amount": amount, "customerType": "vip" if amount % 2 else "regular", "customerId": f"C-{amount}"},
+                correlationId=self.correlation_id,
+            )
+            [task] = self.engine.user_tasks(processInstanceId=started["processInstanceId"])
+            task_ids.append(str(task["flowNodeInstanceId"]))
+        return task_ids
+
+
+@pytest.fixture
+def approvals(engine: EngineServer) -> Approvals:
+    return Approvals(engine, f"rest-{uuid.uuid4()}")
