@@ -25,35 +25,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=56100, help="port to listen on (default 56100)")
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path(".data/engine"), help="where the SQLite file lives"
-    )
-    parser.add_argument(
-        "--public-url", help="the URL clients use to reach this engine (default http://HOST:PORT)"
-    )
+    parser.add_argument("--data-dir", type=Path, default=Path(".data/engine"), help="where the SQLite file lives")
+    parser.add_argument("--public-url", help="the URL clients use to reach this engine (default http://HOST:PORT)")
     parser.add_argument("--no-anonymous", action="store_true", help="refuse the anonymous dummy token (401)")
-    parser.add_argument(
-        "--clients", type=Path, help="JSON list of OAuth clients (default: the development clients)"
-    )
-    parser.add_argument(
-        "--demo", action="store_true", help="deploy examples/processes and start demo instances"
-    )
+    parser.add_argument("--clients", type=Path, help="JSON list of OAuth clients (default: the development clients)")
+    parser.add_argument("--demo", action="store_true", help="deploy examples/processes and start demo instances")
     parser.add_argument("--max-body-bytes", type=int, default=5 * 1024 * 1024, help="request body limit")
-    parser.add_argument(
-        "--long-polling-wait", type=float, default=55.0, help="seconds a long poll waits (then 204)"
-    )
-    parser.add_argument(
-        "--token-ttl", type=int, default=3600, help="lifetime of issued access tokens in seconds"
-    )
+    parser.add_argument("--long-polling-wait", type=float, default=55.0, help="seconds a long poll waits (then 204)")
+    parser.add_argument("--token-ttl", type=int, default=3600, help="lifetime of issued access tokens in seconds")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         clients = load_clients(args.clients) if args.clients else DEFAULT_CLIENTS
     except (OSError, ValueError) as exc:

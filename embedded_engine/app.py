@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,9 +178,7 @@ class EngineApp:
             raise EngineHttpError(400, "'processModelId' in the body differs from the one in the path.")
         return_on = body.get("returnOn", 1)
         if return_on not in (1, 2, 3) or isinstance(return_on, bool):
-            raise EngineHttpError(
-                400, "'returnOn' must be 1 (created), 2 (finished) or 3 (end event reached)."
-            )
+            raise EngineHttpError(400, "'returnOn' must be 1 (created), 2 (finished) or 3 (end event reached).")
         for key in ("startEventId", "correlationId", "endEventId"):
             if key in body and body[key] is not None and not isinstance(body[key], str):
                 raise EngineHttpError(400, f"'{key}' must be a string.")
@@ -231,9 +229,7 @@ class EngineApp:
             ),
             identity,
         )
-        return JSONResponse(
-            {"flowNodeInstances": items, "totalCount": total if total is not None else len(items)}
-        )
+        return JSONResponse({"flowNodeInstances": items, "totalCount": total if total is not None else len(items)})
 
     async def reserve(self, request: Request) -> Response:
         identity = self.identity(request)
@@ -277,9 +273,7 @@ class EngineApp:
             Route("/user_tasks/{task_id}/reserve", self.reserve, methods=["PUT"]),
             Route("/user_tasks/{task_id}/cancel-reservation", self.cancel_reservation, methods=["DELETE"]),
             Route("/user_tasks/{task_id}/finish", self.finish, methods=["PUT"]),
-            *long_polling_routes(
-                self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait
-            ),
+            *long_polling_routes(self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait),
         ]
         return [
             Mount(API_PREFIX, routes=api),
@@ -314,14 +308,16 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return engine_error_response(500, "An unexpected error occurred in the engine; it has been logged.")
 
 
-def create_app(settings: EngineSettings, *, on_startup: Callable[[EngineApp], None] | None = None) -> ASGIApp:
+def create_app(
+    settings: EngineSettings, *, on_startup: Callable[[EngineApp], Awaitable[None]] | None = None
+) -> ASGIApp:
     """The whole engine as one ASGI app: the HTTP API, the authority, and Socket.IO at ``/socket.io``."""
     engine = EngineApp(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if on_startup is not None:
-            await _maybe_await(on_startup, engine)
+            await on_startup(engine)
         try:
             yield
         finally:
@@ -340,12 +336,6 @@ def create_app(settings: EngineSettings, *, on_startup: Callable[[EngineApp], No
     sio = create_socketio_server(engine.bus, engine.resolver)
     app: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
     return app
-
-
-async def _maybe_await(func: Callable[[EngineApp], Any], engine: EngineApp) -> None:
-    result = func(engine)
-    if hasattr(result, "__await__"):
-        await result
 
 
 def _csv(request: Request, name: str) -> list[str]:
@@ -407,9 +397,7 @@ def _sort_settings(request: Request) -> tuple[str | None, bool]:
     sort_by = settings.get("sortBy")
     column = FLOW_NODE_SORT_COLUMNS.get(sort_by) if isinstance(sort_by, str) else None
     if column is None:
-        raise EngineHttpError(
-            400, f"Cannot sort by {sort_by!r}; one of: {', '.join(sorted(FLOW_NODE_SORT_COLUMNS))}."
-        )
+        raise EngineHttpError(400, f"Cannot sort by {sort_by!r}; one of: {', '.join(sorted(FLOW_NODE_SORT_COLUMNS))}.")
     direction = str(settings.get("sortDir", "ASC")).upper()
     if direction not in ("ASC", "DESC"):
         raise EngineHttpError(400, f"'sortDir' must be ASC or DESC, not {settings.get('sortDir')!r}.")

@@ -155,9 +155,7 @@ DEFAULT_CLIENTS: tuple[ClientRecord, ...] = (
         "engine_read engine_write",
         {"Approver": _LANE, "Geschäftsführung": _LANE},
     ),
-    ClientRecord(
-        "bob", "bob-secret", "bob", "engine_read engine_write", {"Clerk": _LANE, "Controlling": _LANE}
-    ),
+    ClientRecord("bob", "bob-secret", "bob", "engine_read engine_write", {"Clerk": _LANE, "Controlling": _LANE}),
     ClientRecord("carol", "carol-secret", "carol", "engine_read", {}),
 )
 
@@ -208,9 +206,7 @@ def _parse_client(entry: object, where: str) -> ClientRecord:
         where = f"{where} (client_id {client_id!r})"
     unknown = sorted(set(entry) - set(_CLIENT_FIELDS))
     if unknown:
-        raise ValueError(
-            f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_CLIENT_FIELDS)}"
-        )
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_CLIENT_FIELDS)}")
     for name in ("client_id", "client_secret", "scope"):
         if name not in entry:
             raise ValueError(f"{where}: the field {name!r} is missing")
@@ -258,9 +254,7 @@ def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
     if path.exists():
         return _load_key(path)
     key = rsa.generate_private_key(public_exponent=65537, key_size=_KEY_SIZE)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write a private temporary file, then link it into place: readers never see a half-written key, and when
     # two engines start at once on the same key file, the loser uses the winner's key.
@@ -293,17 +287,13 @@ def _load_key(path: Path) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError(f"{path}: the signing key must be an RSA key")
     if key.key_size < _KEY_SIZE:
-        raise ValueError(
-            f"{path}: the RSA signing key has {key.key_size} bits, at least {_KEY_SIZE} are needed"
-        )
+        raise ValueError(f"{path}: the RSA signing key has {key.key_size} bits, at least {_KEY_SIZE} are needed")
     return key
 
 
 def _jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 thumbprint of an RSA JWK: a stable ``kid`` derived from the key itself."""
-    canonical = json.dumps(
-        {"e": jwk["e"], "kty": jwk["kty"], "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
-    )
+    canonical = json.dumps({"e": jwk["e"], "kty": jwk["kty"], "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
@@ -313,9 +303,7 @@ def _jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
 
 
 class _TokenError(Exception):
-    def __init__(
-        self, error: str, description: str, status: int = 400, *, basic_challenge: bool = False
-    ) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, *, basic_challenge: bool = False) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
@@ -432,9 +420,7 @@ class Authority:
             "client_id": client.client_id,
             "scope": " ".join(granted),
         }
-        return jwt.encode(
-            payload, self._private_key, algorithm=_ALGORITHM, headers={"kid": self.kid, "typ": "at+jwt"}
-        )
+        return jwt.encode(payload, self._private_key, algorithm=_ALGORITHM, headers={"kid": self.kid, "typ": "at+jwt"})
 
     @staticmethod
     def _grant_scope(client: ClientRecord, scope: str | None) -> tuple[str, ...]:
@@ -546,9 +532,7 @@ class Authority:
             if "client_secret" in params:
                 raise _TokenError("invalid_request", "use one client authentication method, not two")
             if "client_id" in params and params["client_id"] != basic[0]:
-                raise _TokenError(
-                    "invalid_request", "client_id in the body and in the Authorization header differ"
-                )
+                raise _TokenError("invalid_request", "client_id in the body and in the Authorization header differ")
             client_id, client_secret = basic
         else:
             client_id = params.get("client_id", "")
@@ -561,9 +545,7 @@ class Authority:
         # Compare even for an unknown client, so the answer time does not tell which client ids exist.
         expected = client.client_secret if client is not None else secrets.token_urlsafe(16)
         if not hmac.compare_digest(expected.encode("utf-8"), client_secret.encode("utf-8")) or client is None:
-            raise _TokenError(
-                "invalid_client", "client authentication failed", 401, basic_challenge=basic is not None
-            )
+            raise _TokenError("invalid_client", "client authentication failed", 401, basic_challenge=basic is not None)
         return client
 
     @staticmethod
@@ -577,9 +559,7 @@ class Authority:
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise _TokenError(
-                "invalid_client", "malformed HTTP Basic credentials", 401, basic_challenge=True
-            ) from exc
+            raise _TokenError("invalid_client", "malformed HTTP Basic credentials", 401, basic_challenge=True) from exc
         user, sep, password = decoded.partition(":")
         if not sep:
             raise _TokenError("invalid_client", "malformed HTTP Basic credentials", 401, basic_challenge=True)

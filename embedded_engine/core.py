@@ -91,9 +91,7 @@ class EngineCore:
         if parsed is None:
             text = xml if xml is not None else self._store.definition_xml(digest)
             if text is None:
-                raise EngineHttpError(
-                    500, f"The process definition version {digest} is missing from the store."
-                )
+                raise EngineHttpError(500, f"The process definition version {digest} is missing from the store.")
             parsed = parse_definitions(text)
             self._parsed[digest] = parsed
             for model in parsed.process_models:
@@ -159,9 +157,7 @@ class EngineCore:
     def process_definitions(self) -> list[dict[str, Any]]:
         result = []
         for row in self._store.current_definitions():
-            models = [
-                self._model_json(m) for m in self._models.values() if m.definition_id == row["definition_id"]
-            ]
+            models = [self._model_json(m) for m in self._models.values() if m.definition_id == row["definition_id"]]
             result.append(
                 {
                     "processDefinitionId": row["definition_id"],
@@ -328,9 +324,7 @@ class EngineCore:
             self._waiters.pop(process_instance_id, None)
 
     @staticmethod
-    def _start_answer(
-        instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot
-    ) -> dict[str, Any]:
+    def _start_answer(instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "processInstanceId": instance["process_instance_id"],
             "correlationId": instance["correlation_id"],
@@ -393,9 +387,7 @@ class EngineCore:
 
     # -- user tasks ------------------------------------------------------------------------------------------
 
-    def query_flow_nodes(
-        self, query: FlowNodeQuery, identity: Identity
-    ) -> tuple[list[dict[str, Any]], int | None]:
+    def query_flow_nodes(self, query: FlowNodeQuery, identity: Identity) -> tuple[list[dict[str, Any]], int | None]:
         scope = LaneScope(None if identity.is_admin else frozenset(self._visible_lanes(identity)))
         rows, total = self._store.query_flow_nodes(
             FlowNodeQuery(
@@ -415,11 +407,7 @@ class EngineCore:
 
     def _visible_user_task(self, flow_node_instance_id: str, identity: Identity) -> dict[str, Any]:
         row = self._store.get_flow_node(flow_node_instance_id)
-        if (
-            row is None
-            or row["flow_node_type"] != USER_TASK
-            or not identity.can_see_lane(row["flow_node_lane"])
-        ):
+        if row is None or row["flow_node_type"] != USER_TASK or not identity.can_see_lane(row["flow_node_lane"]):
             raise EngineHttpError(404, f"User task '{flow_node_instance_id}' not found.")
         if row["state"] != "suspended":
             raise EngineHttpError(
@@ -441,9 +429,7 @@ class EngineCore:
             )
         if current == actual_owner_id:
             return
-        self._store.update_flow_node(
-            flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso()
-        )
+        self._store.update_flow_node(flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso())
         row["actual_owner_id"] = actual_owner_id
         self._publish("user_task_reserved", self._task_event(row), row["flow_node_lane"])
 
@@ -477,9 +463,7 @@ class EngineCore:
             )
         instance = self._store.get_instance(str(row["process_instance_id"]))
         if instance is None:
-            raise EngineHttpError(
-                500, f"The process instance of user task '{flow_node_instance_id}' is missing."
-            )
+            raise EngineHttpError(500, f"The process instance of user task '{flow_node_instance_id}' is missing.")
 
         def act(runner: ProcessRunner) -> None:
             runner.finish_user_task(flow_node_instance_id, result)
@@ -577,9 +561,7 @@ class EngineCore:
                 "error": node.error,
                 "created_at": old["created_at"] if old else stamp,
                 "updated_at": stamp,
-                "finished_at": (old["finished_at"] if old and old["finished_at"] else stamp)
-                if ended
-                else None,
+                "finished_at": (old["finished_at"] if old and old["finished_at"] else stamp) if ended else None,
             }
             if finished_task is not None and node.flow_node_instance_id == finished_task[0]:
                 row["finished_by_user_id"] = finished_task[1]
@@ -672,9 +654,7 @@ class EngineCore:
     def _require_write(identity: Identity) -> None:
         if identity.is_admin or "engine_write" in identity.scopes:
             return
-        raise EngineHttpError(
-            403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action."
-        )
+        raise EngineHttpError(403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action.")
 
 
 def _model_sort_key(deployed: _DeployedModel) -> str:

@@ -278,9 +278,7 @@ def long_polling_routes(
         event_name = request.path_params["event_name"]
         if event_name not in EVENT_NAMES:
             return engine_error_response(404, f"there is no notification named {event_name!r}")
-        message = await _unless_disconnected(
-            request, bus.next_event(event_name, identity, timeout=max_wait_seconds)
-        )
+        message = await _unless_disconnected(request, bus.next_event(event_name, identity, timeout=max_wait_seconds))
         if message is None:
             return Response(status_code=204)
         return JSONResponse(message)
@@ -288,9 +286,7 @@ def long_polling_routes(
     return [Route("/notifications/long_polling/{event_name}", long_poll, methods=["GET"])]
 
 
-async def _unless_disconnected(
-    request: Request, waiting: Awaitable[dict[str, Any] | None]
-) -> dict[str, Any] | None:
+async def _unless_disconnected(request: Request, waiting: Awaitable[dict[str, Any] | None]) -> dict[str, Any] | None:
     """Await ``waiting``, but give up (None) once the client hangs up: no waiter outlives its request."""
     wait_task = asyncio.ensure_future(waiting)
     watch_task = asyncio.ensure_future(_client_disconnected(request))

@@ -190,9 +190,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._in_transaction = False
 
     def close(self) -> None:
@@ -230,9 +228,7 @@ class Store:
 
     # -- definitions -----------------------------------------------------------------------------------------
 
-    def save_definition(
-        self, definition_id: str, xml: str, digest: str, deployed_at: str, deployed_by: str
-    ) -> None:
+    def save_definition(self, definition_id: str, xml: str, digest: str, deployed_at: str, deployed_by: str) -> None:
         with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO definition_versions (hash, definition_id, xml) VALUES (?, ?, ?)",
@@ -358,11 +354,7 @@ class Store:
         lanes = query.scope.visible_lanes
         if lanes is not None:
             marks = ", ".join("?" for _ in lanes)
-            clause = (
-                f"(flow_node_lane IS NULL OR flow_node_lane IN ({marks}))"
-                if lanes
-                else "flow_node_lane IS NULL"
-            )
+            clause = f"(flow_node_lane IS NULL OR flow_node_lane IN ({marks}))" if lanes else "flow_node_lane IS NULL"
             where = f"{where} AND {clause}" if where else f"WHERE {clause}"
             params.extend(sorted(lanes))
         order = "seq"
@@ -370,14 +362,10 @@ class Store:
             direction = "DESC" if query.sort_descending else "ASC"
             order = f"{query.sort_column} {direction}, seq {direction}"
         sql = f"SELECT * FROM flow_node_instances {where} ORDER BY {order} LIMIT ? OFFSET ?"
-        rows = self._db.execute(
-            sql, [*params, query.limit if query.limit > 0 else -1, query.offset]
-        ).fetchall()
+        rows = self._db.execute(sql, [*params, query.limit if query.limit > 0 else -1, query.offset]).fetchall()
         total: int | None = None
         if query.include_count:
-            total = int(
-                self._db.execute(f"SELECT COUNT(*) FROM flow_node_instances {where}", params).fetchone()[0]
-            )
+            total = int(self._db.execute(f"SELECT COUNT(*) FROM flow_node_instances {where}", params).fetchone()[0])
         return [_flow_node_row(row) for row in rows], total
 
 

@@ -17,9 +17,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = settings.engine_url or "the embedded engine"
     print(
         f"gateway: GraphQL at http://{settings.host}:{settings.port}/graphql, engine: {where}",

@@ -36,9 +36,7 @@ log = logging.getLogger("gateway")
 
 async def health(request: Request) -> Response:
     state = request.app.state
-    return JSONResponse(
-        {"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls}
-    )
+    return JSONResponse({"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls})
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -93,9 +91,7 @@ def create_app(settings: Settings) -> Any:
             allow_anonymous=settings.allow_anonymous,
             audience=settings.jwt_audience,
         )
-        app.state.cache = ReadCache(
-            ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
-        )
+        app.state.cache = ReadCache(ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries)
         app.state.service = TaskService(
             ClientEngine(client),
             app.state.cache,

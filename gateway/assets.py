@@ -68,9 +68,7 @@ def package_version(package: str, node_modules: Path = NODE_MODULES) -> str:
     """The installed version of an npm package, read from its ``package.json``."""
     manifest = node_modules / package / "package.json"
     if not manifest.is_file():
-        raise MissingAssetsError(
-            f"npm package {package!r} is not installed in {node_modules}: {INSTALL_HINT}"
-        )
+        raise MissingAssetsError(f"npm package {package!r} is not installed in {node_modules}: {INSTALL_HINT}")
     version = json.loads(manifest.read_text(encoding="utf-8"))["version"]
     return str(version)
 
@@ -99,9 +97,7 @@ def copy_vendor_assets(node_modules: Path = NODE_MODULES, vendor_dir: Path = VEN
         shutil.copyfile(node_modules / item.package / item.source, target)
         copied.append(target)
     manifest = {"packages": versions, "files": [item.target for item in VENDOR_FILES]}
-    (vendor_dir / MANIFEST_NAME).write_text(
-        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    (vendor_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return copied
 
 
@@ -114,9 +110,7 @@ def require_vendor_assets(vendor_dir: Path = VENDOR_DIR) -> None:
     """Raise :class:`MissingAssetsError` naming the missing files unless every vendor file is present."""
     missing = missing_vendor_files(vendor_dir)
     if missing:
-        raise MissingAssetsError(
-            f"browser assets missing in {vendor_dir} ({', '.join(missing)}): {INSTALL_HINT}"
-        )
+        raise MissingAssetsError(f"browser assets missing in {vendor_dir} ({', '.join(missing)}): {INSTALL_HINT}")
 
 
 def static_files_mount(path: str = "/static", *, name: str = "static", directory: Path = STATIC_DIR) -> Mount:

@@ -133,9 +133,7 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(
-            f"{name}={raw!r} is not valid: expected an http(s) URL such as http://localhost:8000."
-        )
+        raise SettingsError(f"{name}={raw!r} is not valid: expected an http(s) URL such as http://localhost:8000.")
     return raw.rstrip("/")
 
 
@@ -146,15 +144,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     client_id = _text(env, "PROCESSCUBE_CLIENT_ID")
     client_secret = _text(env, "PROCESSCUBE_CLIENT_SECRET")
     if (client_id is None) != (client_secret is None):
-        raise SettingsError(
-            "PROCESSCUBE_CLIENT_ID and PROCESSCUBE_CLIENT_SECRET go together: set both or neither."
-        )
+        raise SettingsError("PROCESSCUBE_CLIENT_ID and PROCESSCUBE_CLIENT_SECRET go together: set both or neither.")
     authority_url = _url(env, "PROCESSCUBE_AUTHORITY_URL")
     level = (_text(env, "GATEWAY_LOG_LEVEL") or "info").lower()
     if level not in ("debug", "info", "warning", "error"):
-        raise SettingsError(
-            f"GATEWAY_LOG_LEVEL={level!r} is not valid: expected debug, info, warning or error."
-        )
+        raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} is not valid: expected debug, info, warning or error.")
     secret = _text(env, "GATEWAY_CURSOR_SECRET")
     if secret is not None and len(secret) < 16:
         raise SettingsError("GATEWAY_CURSOR_SECRET is too short: use at least 16 characters.")
@@ -165,9 +159,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         authority_url=authority_url,
         client_id=client_id,
         client_secret=client_secret,
-        allow_anonymous=_parsed(
-            env, "GATEWAY_ALLOW_ANONYMOUS", engine_url is None, _boolean, "true or false"
-        ),
+        allow_anonymous=_parsed(env, "GATEWAY_ALLOW_ANONYMOUS", engine_url is None, _boolean, "true or false"),
         jwt_audience=_text(env, "GATEWAY_JWT_AUDIENCE"),
         embedded_engine_port=_parsed(
             env, "GATEWAY_EMBEDDED_ENGINE_PORT", 56100, _integer(0, 65535), "a port number (0: any free port)"
@@ -177,29 +169,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         engine_timeout_seconds=_parsed(
             env, "GATEWAY_ENGINE_TIMEOUT_SECONDS", 10.0, _seconds, "seconds between 0 and 3600"
         ),
-        cache_ttl_seconds=_parsed(
-            env, "GATEWAY_CACHE_TTL_SECONDS", 2.0, _seconds, "seconds between 0 and 3600"
-        ),
+        cache_ttl_seconds=_parsed(env, "GATEWAY_CACHE_TTL_SECONDS", 2.0, _seconds, "seconds between 0 and 3600"),
         cache_max_entries=_parsed(
             env, "GATEWAY_CACHE_MAX_ENTRIES", 10_000, _integer(1, 10_000_000), "a positive integer"
         ),
-        default_page_size=_parsed(
-            env, "GATEWAY_DEFAULT_PAGE_SIZE", 20, _integer(1, 10_000), "a positive integer"
-        ),
+        default_page_size=_parsed(env, "GATEWAY_DEFAULT_PAGE_SIZE", 20, _integer(1, 10_000), "a positive integer"),
         max_page_size=_parsed(env, "GATEWAY_MAX_PAGE_SIZE", 100, _integer(1, 10_000), "a positive integer"),
         max_batch_size=_parsed(env, "GATEWAY_MAX_BATCH_SIZE", 100, _integer(1, 10_000), "a positive integer"),
-        batch_concurrency=_parsed(
-            env, "GATEWAY_BATCH_CONCURRENCY", 8, _integer(1, 1_000), "a positive integer"
-        ),
+        batch_concurrency=_parsed(env, "GATEWAY_BATCH_CONCURRENCY", 8, _integer(1, 1_000), "a positive integer"),
         residual_scan_limit=_parsed(
             env, "GATEWAY_RESIDUAL_SCAN_LIMIT", 10_000, _integer(1, 10_000_000), "a positive integer"
         ),
         max_body_bytes=_parsed(
             env, "GATEWAY_MAX_BODY_BYTES", 1_048_576, _integer(1_024, 1_073_741_824), "bytes, at least 1024"
         ),
-        max_query_depth=_parsed(
-            env, "GATEWAY_MAX_QUERY_DEPTH", 12, _integer(2, 100), "an integer from 2 to 100"
-        ),
+        max_query_depth=_parsed(env, "GATEWAY_MAX_QUERY_DEPTH", 12, _integer(2, 100), "an integer from 2 to 100"),
         max_aliases=_parsed(env, "GATEWAY_MAX_ALIASES", 64, _integer(1, 1_000), "an integer from 1 to 1000"),
         max_query_tokens=_parsed(
             env, "GATEWAY_MAX_QUERY_TOKENS", 2_000, _integer(50, 100_000), "an integer from 50 to 100000"

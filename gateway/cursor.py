@@ -48,9 +48,7 @@ class CursorCodec:
             raise BadRequest("The cursor is not one this gateway issued (or it was altered).")
         version, cursor_fingerprint, key, position = json.loads(payload)
         if version != _VERSION:
-            raise BadRequest(
-                "The cursor comes from another version of the gateway; start from the first page."
-            )
+            raise BadRequest("The cursor comes from another version of the gateway; start from the first page.")
         if cursor_fingerprint != fingerprint:
             raise BadRequest("The cursor belongs to another filter or sort; start from the first page.")
         return CursorPosition(tuple(key), int(position))

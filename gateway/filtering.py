@@ -34,17 +34,12 @@ def _token_test(predicate: TokenPredicate) -> Callable[[Any], bool]:
         if actual is MISSING:
             return op is TokenOp.NE
         if op is TokenOp.EQ:
-            return bool(actual == expected and type(actual) is type(expected)) or _numbers_equal(
-                actual, expected
-            )
+            return bool(actual == expected and type(actual) is type(expected)) or _numbers_equal(actual, expected)
         if op is TokenOp.NE:
-            return not (
-                actual == expected and (type(actual) is type(expected) or _numbers_equal(actual, expected))
-            )
+            return not (actual == expected and (type(actual) is type(expected) or _numbers_equal(actual, expected)))
         if op is TokenOp.IN:
             return isinstance(expected, list) and any(
-                actual == item and (type(actual) is type(item) or _numbers_equal(actual, item))
-                for item in expected
+                actual == item and (type(actual) is type(item) or _numbers_equal(actual, item)) for item in expected
             )
         if op is TokenOp.CONTAINS:
             if isinstance(actual, str) and isinstance(expected, str):

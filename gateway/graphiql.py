@@ -92,9 +92,7 @@ def graphiql_html(*, graphql_path: str | None = "/graphql", assets_path: str = D
         raise GraphiQLTemplateError("strawberry's GraphiQL template still references an external URL")
     if graphql_path is not None:
         if _FETCH_URL_LINE not in page:
-            raise GraphiQLTemplateError(
-                "strawberry's GraphiQL template no longer defines fetchURL as expected"
-            )
+            raise GraphiQLTemplateError("strawberry's GraphiQL template no longer defines fetchURL as expected")
         page = page.replace(
             _FETCH_URL_LINE,
             f"const fetchURL = new URL({_js_string(graphql_path)}, window.location.href).href;",
@@ -124,9 +122,7 @@ class OfflineGraphQL(GraphQL[ContextT, RootValueT], Generic[ContextT, RootValueT
     ) -> None:
         graphql_ide = options.get("graphql_ide", "graphiql")
         if graphql_ide not in ("graphiql", None):
-            raise ValueError(
-                f"OfflineGraphQL serves GraphiQL only, not {graphql_ide!r} (use None to disable it)"
-            )
+            raise ValueError(f"OfflineGraphQL serves GraphiQL only, not {graphql_ide!r} (use None to disable it)")
         super().__init__(schema, **options)
         self.offline_graphiql_html = graphiql_html(graphql_path=graphql_path, assets_path=assets_path)
 

@@ -110,18 +110,14 @@ class TokenVerifier:
             if kid not in self._keys and self._clock() - self._fetched_at >= _REFRESH_INTERVAL:
                 await self._refresh()
         if kid not in self._keys:
-            raise errors.Unauthenticated(
-                "The bearer token was signed with a key the authority does not publish."
-            )
+            raise errors.Unauthenticated("The bearer token was signed with a key the authority does not publish.")
         return self._keys[kid]
 
     async def _refresh(self) -> None:
         try:
             if self._jwks_uri is None:
                 authority = await self._authority_url()
-                discovery = await self._get_json(
-                    f"{str(authority).rstrip('/')}/.well-known/openid-configuration"
-                )
+                discovery = await self._get_json(f"{str(authority).rstrip('/')}/.well-known/openid-configuration")
                 self._issuer = str(discovery["issuer"])
                 self._jwks_uri = str(discovery["jwks_uri"])
             jwks = await self._get_json(self._jwks_uri)
@@ -130,9 +126,7 @@ class TokenVerifier:
                 if jwk.get("kty") == "RSA":
                     keys[str(jwk.get("kid", ""))] = RSAAlgorithm.from_jwk(json.dumps(jwk))
         except (KeyError, TypeError, ValueError) as exc:
-            raise errors.EngineFailure(
-                f"The authority's discovery document or keys are malformed: {exc}"
-            ) from exc
+            raise errors.EngineFailure(f"The authority's discovery document or keys are malformed: {exc}") from exc
         self._keys = keys
         self._fetched_at = self._clock()
 

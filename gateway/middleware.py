@@ -20,9 +20,7 @@ def too_large_body(path: str, limit: int, request_id: str) -> tuple[int, bytes, 
     """The 413 answer in the face's own error format: GraphQL errors or problem+json."""
     detail = f"The request body is larger than the limit of {limit} bytes."
     if path.startswith("/graphql"):
-        body = {
-            "errors": [{"message": detail, "extensions": {"code": "BAD_REQUEST", "requestId": request_id}}]
-        }
+        body = {"errors": [{"message": detail, "extensions": {"code": "BAD_REQUEST", "requestId": request_id}}]}
         return 413, json.dumps(body).encode(), b"application/json"
     problem = {
         "type": "https://processcube-task-gateway.dev/problems/payload-too-large",

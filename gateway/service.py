@@ -114,14 +114,10 @@ class TaskService:
     async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
         first = query.first
         if first < 0 or first > self.limits.max_page_size:
-            raise errors.BadRequest(
-                f"'first' must be between 0 and {self.limits.max_page_size}, not {first}."
-            )
+            raise errors.BadRequest(f"'first' must be between 0 and {self.limits.max_page_size}, not {first}.")
         for sort in query.sort:
             if sort.field is SortField.TOKEN and not sort.token_path:
-                raise errors.BadRequest(
-                    'Sorting by TOKEN needs a tokenPath, e.g. "amount" or "customer.type".'
-                )
+                raise errors.BadRequest('Sorting by TOKEN needs a tokenPath, e.g. "amount" or "customer.type".')
         sorts = query.sort or (TaskSort(SortField.STARTED_AT),)
         directions = [sort.direction for sort in sorts] + [SortDirection.ASC]
         query_print = fingerprint(query.filter, sorts)
@@ -129,12 +125,8 @@ class TaskService:
         engine_filter = engine_part(query.filter)
         pushable = not query.filter.residual and len(sorts) == 1 and sorts[0].field in ENGINE_SORT_COLUMNS
         if pushable:
-            return await self._pushed_down_page(
-                caller, engine_filter, sorts, directions, first, position, query_print
-            )
-        return await self._residual_page(
-            caller, query.filter, sorts, directions, first, position, query_print
-        )
+            return await self._pushed_down_page(caller, engine_filter, sorts, directions, first, position, query_print)
+        return await self._residual_page(caller, query.filter, sorts, directions, first, position, query_print)
 
     def _edges(
         self, tasks: Sequence[UserTask], sorts: Sequence[TaskSort], start_position: int, query_print: str
@@ -173,6 +165,7 @@ class TaskService:
     ) -> TaskPage:
         sort_by = ENGINE_SORT_COLUMNS[sorts[0].field]
         descending = sorts[0].direction is SortDirection.DESC
+
         def order(left: UserTask, right: UserTask) -> int:
             return _compare_keys(_key_of(left, sorts), _key_of(right, sorts), directions)
 
@@ -181,9 +174,7 @@ class TaskService:
         if position is None:
             page = await self._engine_page(caller, engine_filter, sort_by, descending, 0, max(first, 1) + 1)
             items = sorted(page.tasks, key=compare)[:first]
-            return TaskPage(
-                self._edges(items, sorts, 0, query_print), page.total_count, page.total_count > len(items)
-            )
+            return TaskPage(self._edges(items, sorts, 0, query_print), page.total_count, page.total_count > len(items))
         anchor = position.key
         offset = max(0, position.position - slack)
         limit = first + 2 * slack + 1
@@ -198,9 +189,7 @@ class TaskService:
                     back_step * 2,
                 )  # tasks vanished before the cursor
                 continue
-            start = next(
-                (i for i, key in enumerate(keys) if _compare_keys(key, anchor, directions) > 0), len(items)
-            )
+            start = next((i for i, key in enumerate(keys) if _compare_keys(key, anchor, directions) > 0), len(items))
             if len(items) - start > first or len(page.tasks) < limit or start == 0:
                 break
             offset += start  # tasks were added before the cursor: the page lies further on
@@ -256,6 +245,7 @@ class TaskService:
     ) -> TaskPage:
         candidates = await self._candidates(caller, engine_part(task_filter))
         passes = residual_predicate(task_filter)
+
         def order(left: tuple[tuple[Any, ...], UserTask], right: tuple[tuple[Any, ...], UserTask]) -> int:
             return _compare_keys(left[0], right[0], directions)
 
@@ -269,9 +259,7 @@ class TaskService:
                 len(keyed),
             )
         chosen = [task for _, task in keyed[start : start + first]]
-        return TaskPage(
-            self._edges(chosen, sorts, start, query_print), len(keyed), start + len(chosen) < len(keyed)
-        )
+        return TaskPage(self._edges(chosen, sorts, start, query_print), len(keyed), start + len(chosen) < len(keyed))
 
     async def get_tasks(self, caller: Caller, ids: Sequence[str]) -> list[UserTask | None]:
         """The tasks with these ids (any state), in the order asked, None where absent: one engine call."""
@@ -291,9 +279,7 @@ class TaskService:
         found = await self._engine.tasks_by_ids(caller, [task_id])
         return next((task for task in found if task.id == task_id), None)
 
-    async def _explain_refusal(
-        self, caller: Caller, task_id: str, refusal: errors.GatewayError
-    ) -> errors.GatewayError:
+    async def _explain_refusal(self, caller: Caller, task_id: str, refusal: errors.GatewayError) -> errors.GatewayError:
         """The engine says 404 for unknown and for no-longer-waiting tasks alike; tell them apart."""
         if not isinstance(refusal, errors.TaskNotFound):
             return refusal
@@ -357,9 +343,7 @@ class TaskService:
         next_tasks = tuple(
             item
             for item in page.tasks
-            if item.state == "suspended"
-            and item.id not in before
-            and item.reserved_for in (None, caller.user_id)
+            if item.state == "suspended" and item.id not in before and item.reserved_for in (None, caller.user_id)
         )
         return FinishOutcome(finished or task, next_tasks)
 
@@ -378,9 +362,7 @@ class TaskService:
 
     async def _batch(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
         if len(items) > self.limits.max_batch_size:
-            raise errors.BadRequest(
-                f"A batch takes at most {self.limits.max_batch_size} items, not {len(items)}."
-            )
+            raise errors.BadRequest(f"A batch takes at most {self.limits.max_batch_size} items, not {len(items)}.")
         gate = asyncio.Semaphore(self.limits.batch_concurrency)
 
         async def run(item: T) -> Any:

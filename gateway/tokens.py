@@ -48,11 +48,7 @@ def sort_key(value: Any) -> tuple[int, Any]:
 def compare(left: Any, right: Any) -> int | None:
     """-1/0/1 for comparable values (numbers with numbers, strings with strings), None otherwise."""
     if isinstance(left, bool) or isinstance(right, bool):
-        return (
-            None
-            if not (isinstance(left, bool) and isinstance(right, bool))
-            else (left > right) - (left < right)
-        )
+        return None if not (isinstance(left, bool) and isinstance(right, bool)) else (left > right) - (left < right)
     if isinstance(left, int | float) and isinstance(right, int | float):
         return (left > right) - (left < right)
     if isinstance(left, str) and isinstance(right, str):

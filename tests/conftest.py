@@ -17,9 +17,7 @@ EngineFactory = Callable[..., EngineServer]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--run-slow", action="store_true", default=False, help="run the long fuzzing budgets too"
-    )
+    parser.addoption("--run-slow", action="store_true", default=False, help="run the long fuzzing budgets too")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -206,14 +206,8 @@ class GatewayServer(ServerProcess):
         return self.url + "/graphql"
 
     def start(self) -> GatewayServer:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("GATEWAY_", "PROCESSCUBE_"))
-        }
-        env.update(
-            {"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port), "GATEWAY_LOG_LEVEL": "warning"}
-        )
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "PROCESSCUBE_"))}
+        env.update({"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port), "GATEWAY_LOG_LEVEL": "warning"})
         if self.engine_url is not None:
             env["PROCESSCUBE_ENGINE_URL"] = self.engine_url
         env.update(self.env)

@@ -6,6 +6,4 @@ from gateway.gql.export import SDL_FILE, sdl
 
 
 def test_committed_sdl_matches_the_code() -> None:
-    assert SDL_FILE.read_text(encoding="utf-8") == sdl(), (
-        "run `python -m gateway.gql.export` and commit the SDL"
-    )
+    assert SDL_FILE.read_text(encoding="utf-8") == sdl(), "run `python -m gateway.gql.export` and commit the SDL"

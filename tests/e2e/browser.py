@@ -42,9 +42,7 @@ class PageActivity:
         ``data:`` URLs (inline icons and fonts) are not network requests and are ignored.
         """
         ws_origin = "ws" + origin.removeprefix("http")
-        outside = [
-            url for url in self.requests if not _same_origin(url, origin) and not url.startswith("data:")
-        ]
+        outside = [url for url in self.requests if not _same_origin(url, origin) and not url.startswith("data:")]
         return outside + [url for url in self.websockets if not _same_origin(url, ws_origin)]
 
     def errors(self) -> list[str]:
@@ -81,9 +79,7 @@ def chromium_page() -> Iterator[tuple[Page, PageActivity]]:
         activity.page_errors.append(str(error))
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(executable), headless=True, args=list(CHROMIUM_ARGS)
-        )
+        browser = playwright.chromium.launch(executable_path=str(executable), headless=True, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("request", on_request)

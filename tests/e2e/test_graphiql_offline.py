@@ -44,9 +44,7 @@ class Subscription:
 
 def graphql_app() -> Starlette:
     graphql = OfflineGraphQL(strawberry.Schema(query=Query, subscription=Subscription))
-    return Starlette(
-        routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql), static_files_mount()]
-    )
+    return Starlette(routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql), static_files_mount()])
 
 
 TINY_OPENAPI = {
@@ -73,9 +71,7 @@ async def openapi_json(request: Request) -> JSONResponse:
 
 
 def docs_app() -> Starlette:
-    return Starlette(
-        routes=[Route("/openapi.json", openapi_json), api_docs_route("/docs"), static_files_mount()]
-    )
+    return Starlette(routes=[Route("/openapi.json", openapi_json), api_docs_route("/docs"), static_files_mount()])
 
 
 def test_graphiql_runs_a_typed_query_and_opens_the_explorer_with_only_local_requests() -> None:

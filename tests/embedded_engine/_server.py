@@ -44,9 +44,7 @@ async def serve_with_url(build: Callable[[str], ASGIApp], *, host: str = "127.0.
         sock.bind((host, 0))
         port = sock.getsockname()[1]
         base_url = f"http://{host}:{port}"
-        config = uvicorn.Config(
-            build(base_url), log_level="warning", lifespan="auto", timeout_graceful_shutdown=5
-        )
+        config = uvicorn.Config(build(base_url), log_level="warning", lifespan="auto", timeout_graceful_shutdown=5)
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:

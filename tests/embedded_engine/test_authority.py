@@ -131,9 +131,7 @@ async def test_unknown_client_gets_the_same_answer_as_a_wrong_secret(served: Ser
     unknown = await served.token_request(
         {"grant_type": "client_credentials", "client_id": "mallory", "client_secret": "x"}
     )
-    wrong = await served.token_request(
-        {"grant_type": "client_credentials", "client_id": "alice", "client_secret": "x"}
-    )
+    wrong = await served.token_request({"grant_type": "client_credentials", "client_id": "alice", "client_secret": "x"})
 
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.json() == wrong.json()
@@ -227,9 +225,7 @@ async def test_jwks_verifies_a_token_with_pyjwt(served: Served) -> None:
 
     key_set = jwt.PyJWKSet.from_dict(jwks)
     kid = jwt.get_unverified_header(token)["kid"]
-    claims = jwt.decode(
-        token, key_set[kid].key, algorithms=["RS256"], audience="engine", issuer=served.issuer
-    )
+    claims = jwt.decode(token, key_set[kid].key, algorithms=["RS256"], audience="engine", issuer=served.issuer)
 
     assert alias == jwks
     assert claims["sub"] == "bob"

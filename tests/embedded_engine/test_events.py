@@ -59,9 +59,7 @@ async def eventually(condition: Callable[[], bool]) -> None:
 class Engine:
     """The bus, authority and resolver behind a tiny app that mounts only what this module provides."""
 
-    def __init__(
-        self, base_url: str, bus: EventBus, authority: Authority, resolver: IdentityResolver
-    ) -> None:
+    def __init__(self, base_url: str, bus: EventBus, authority: Authority, resolver: IdentityResolver) -> None:
         self.base_url = base_url
         self.bus = bus
         self.authority = authority
@@ -220,9 +218,7 @@ async def test_long_poll_answers_with_an_event_published_after_it_started(
     assert engine.bus.waiter_count == 0
 
 
-async def test_long_poll_skips_events_of_lanes_the_caller_cannot_see(
-    engine: Engine, http: httpx.AsyncClient
-) -> None:
+async def test_long_poll_skips_events_of_lanes_the_caller_cannot_see(engine: Engine, http: httpx.AsyncClient) -> None:
     poll = asyncio.create_task(
         http.get(
             engine.long_poll_url("user_task_waiting"),
@@ -238,9 +234,7 @@ async def test_long_poll_skips_events_of_lanes_the_caller_cannot_see(
     assert response.json()["flowNodeInstanceId"] == "fni-clerk"
 
 
-async def test_long_poll_answers_204_when_nothing_happens_in_time(
-    engine: Engine, http: httpx.AsyncClient
-) -> None:
+async def test_long_poll_answers_204_when_nothing_happens_in_time(engine: Engine, http: httpx.AsyncClient) -> None:
     app = Starlette(routes=long_polling_routes(engine.bus, engine.resolver, max_wait_seconds=0.1))
     engine.bus.publish("user_task_finished", task_message("fni-before"))
 
@@ -270,9 +264,7 @@ async def test_long_poll_without_a_token_is_401_in_the_engines_error_shape_witho
 
 
 async def test_long_poll_with_a_bad_token_is_401(engine: Engine, http: httpx.AsyncClient) -> None:
-    response = await http.get(
-        engine.long_poll_url("user_task_waiting"), headers={"Authorization": "Bearer not-a-jwt"}
-    )
+    response = await http.get(engine.long_poll_url("user_task_waiting"), headers={"Authorization": "Bearer not-a-jwt"})
 
     assert response.status_code == 401
     assert response.json()["code"] == 401
@@ -288,13 +280,9 @@ async def test_long_poll_of_an_unknown_event_is_404(engine: Engine, http: httpx.
     assert response.json()["code"] == 404
 
 
-async def test_long_poll_stops_waiting_when_the_client_hangs_up(
-    engine: Engine, http: httpx.AsyncClient
-) -> None:
+async def test_long_poll_stops_waiting_when_the_client_hangs_up(engine: Engine, http: httpx.AsyncClient) -> None:
     poll = asyncio.create_task(
-        http.get(
-            engine.long_poll_url("user_task_waiting"), headers={"Authorization": f"Bearer {DUMMY_TOKEN}"}
-        )
+        http.get(engine.long_poll_url("user_task_waiting"), headers={"Authorization": f"Bearer {DUMMY_TOKEN}"})
     )
     await eventually(lambda: engine.bus.waiter_count == 1)
 
@@ -320,9 +308,7 @@ class Listener:
 
         self.client.on("*", on_any, namespace="/api")
 
-    async def connect(
-        self, base_url: str, authorization: str | None, auth: dict[str, str] | None = None
-    ) -> None:
+    async def connect(self, base_url: str, authorization: str | None, auth: dict[str, str] | None = None) -> None:
         await self.client.connect(
             base_url,
             headers={"Authorization": authorization} if authorization is not None else {},
@@ -352,9 +338,7 @@ async def listeners() -> AsyncIterator[Callable[[], Listener]]:
         await listener.close()
 
 
-async def test_socketio_client_receives_user_task_waiting(
-    engine: Engine, listeners: Callable[[], Listener]
-) -> None:
+async def test_socketio_client_receives_user_task_waiting(engine: Engine, listeners: Callable[[], Listener]) -> None:
     listener = listeners()
     await listener.connect(engine.base_url, engine.token("alice"))
 

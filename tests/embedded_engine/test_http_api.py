@@ -38,9 +38,7 @@ def reserve(engine: EngineServer, task_id: str, owner: str, token: str = DUMMY_T
 
 
 def cancel(engine: EngineServer, task_id: str, token: str = DUMMY_TOKEN) -> httpx.Response:
-    return httpx.delete(
-        f"{engine.api}/user_tasks/{task_id}/cancel-reservation", headers=engine.headers(token)
-    )
+    return httpx.delete(f"{engine.api}/user_tasks/{task_id}/cancel-reservation", headers=engine.headers(token))
 
 
 def assert_engine_error(response: httpx.Response, status: int, class_name: str) -> dict[str, Any]:
@@ -84,9 +82,7 @@ def test_every_example_and_studio_model_deploys(engine_server: EngineServer) -> 
     ids = {model["processModelId"] for model in models["processModels"]}
     assert {"ApprovalProcess"} <= ids
     assert models["totalCount"] == len(models["processModels"])
-    approval = httpx.get(
-        engine_server.api + "/process_models/ApprovalProcess", headers=engine_server.headers()
-    )
+    approval = httpx.get(engine_server.api + "/process_models/ApprovalProcess", headers=engine_server.headers())
     assert approval.json()["isExecutable"] is True
     assert approval.json()["startEvents"]
 
@@ -158,10 +154,7 @@ def test_approved_order_goes_down_the_approved_branch_with_token_history(
     approval_engine: EngineServer,
 ) -> None:
     task = approval_task(approval_engine, {"amount": 500, "customerType": "regular", "customerId": "C-2"})
-    assert (
-        finish(approval_engine, task["flowNodeInstanceId"], {"approved": True, "comment": "ok"}).status_code
-        == 204
-    )
+    assert finish(approval_engine, task["flowNodeInstanceId"], {"approved": True, "comment": "ok"}).status_code == 204
 
     done = approval_engine.user_tasks(state="finished", flowNodeInstanceId=task["flowNodeInstanceId"])[0]
     assert done["endToken"] == {"approved": True, "comment": "ok"}
@@ -185,9 +178,7 @@ def test_rejected_order_goes_down_the_other_branch(approval_engine: EngineServer
 
 
 def test_walking_every_task_to_the_end_finishes_the_instance(approval_engine: EngineServer) -> None:
-    started = approval_engine.start_instance(
-        "ApprovalProcess", {"amount": 5, "customerType": "x", "customerId": "c"}
-    )
+    started = approval_engine.start_instance("ApprovalProcess", {"amount": 5, "customerType": "x", "customerId": "c"})
     result: dict[str, Any] = {"approved": True, "comment": "fine"}
     for _ in range(10):
         tasks = approval_engine.user_tasks(processInstanceId=started["processInstanceId"])
@@ -221,8 +212,7 @@ def test_a_reserved_task_can_only_be_finished_by_its_owner(approval_engine: Engi
 
     refused = finish(approval_engine, task_id, {"approved": True}, token=alice)
     assert (
-        assert_engine_error(refused, 409, "ConflictError")["additionalInformation"]["actualOwnerId"]
-        == "someone-else"
+        assert_engine_error(refused, 409, "ConflictError")["additionalInformation"]["actualOwnerId"] == "someone-else"
     )
     assert_engine_error(reserve(approval_engine, task_id, "alice", token=alice), 409, "ConflictError")
 
@@ -270,9 +260,7 @@ def test_finish_with_a_body_that_is_not_an_object_is_a_bad_request(
         headers={**approval_engine.headers(), "Content-Type": "application/json"},
     )
     assert fragment in assert_engine_error(response, 400, "BadRequestError")["message"]
-    assert (
-        approval_engine.user_tasks(flowNodeInstanceId=task["flowNodeInstanceId"])[0]["state"] == "suspended"
-    )
+    assert approval_engine.user_tasks(flowNodeInstanceId=task["flowNodeInstanceId"])[0]["state"] == "suspended"
 
 
 def test_reserve_without_an_owner_is_a_bad_request(approval_engine: EngineServer) -> None:
@@ -301,9 +289,9 @@ def engine_factory_small_bodies(engine_server_factory: EngineFactory) -> EngineS
 
 def test_filters_take_comma_joined_values_and_page_and_sort(approval_engine: EngineServer) -> None:
     ids = [
-        approval_engine.start_instance(
-            "ApprovalProcess", {"amount": n, "customerType": "r", "customerId": str(n)}
-        )["processInstanceId"]
+        approval_engine.start_instance("ApprovalProcess", {"amount": n, "customerType": "r", "customerId": str(n)})[
+            "processInstanceId"
+        ]
         for n in range(5)
     ]
     params = {
@@ -315,9 +303,7 @@ def test_filters_take_comma_joined_values_and_page_and_sort(approval_engine: Eng
         "includeCount": "true",
         "sortSettings": json.dumps({"sortBy": "createdAt", "sortDir": "DESC"}),
     }
-    first = httpx.get(
-        approval_engine.api + "/flow_node_instances", params=params, headers=approval_engine.headers()
-    )
+    first = httpx.get(approval_engine.api + "/flow_node_instances", params=params, headers=approval_engine.headers())
     assert first.status_code == 200
     body = first.json()
     assert body["totalCount"] == 3
@@ -343,9 +329,7 @@ def test_filters_take_comma_joined_values_and_page_and_sort(approval_engine: Eng
     ],
 )
 def test_bad_query_parameters_are_bad_requests(engine_server: EngineServer, params: dict[str, str]) -> None:
-    response = httpx.get(
-        engine_server.api + "/flow_node_instances", params=params, headers=engine_server.headers()
-    )
+    response = httpx.get(engine_server.api + "/flow_node_instances", params=params, headers=engine_server.headers())
     assert_engine_error(response, 400, "BadRequestError")
 
 
@@ -388,9 +372,7 @@ def test_start_and_end_events_named_like_spiffworkflow_internals_work(engine_ser
 
 
 def test_unknown_process_model_is_not_found(engine_server: EngineServer) -> None:
-    response = httpx.post(
-        f"{engine_server.api}/process_models/Nope/start", json={}, headers=engine_server.headers()
-    )
+    response = httpx.post(f"{engine_server.api}/process_models/Nope/start", json={}, headers=engine_server.headers())
     assert_engine_error(response, 404, "NotFoundError")
 
 
@@ -464,12 +446,8 @@ def test_tasks_in_a_lane_are_visible_only_with_the_lane_claim(approval_engine: E
     ids = {"flowNodeInstanceId": task["flowNodeInstanceId"]}
     assert len(approval_engine.user_tasks(token=alice, **ids)) == 1
     assert approval_engine.user_tasks(token=bob, **ids) == []
-    assert_engine_error(
-        finish(approval_engine, task["flowNodeInstanceId"], {}, token=bob), 404, "NotFoundError"
-    )
-    assert_engine_error(
-        reserve(approval_engine, task["flowNodeInstanceId"], "bob", token=bob), 404, "NotFoundError"
-    )
+    assert_engine_error(finish(approval_engine, task["flowNodeInstanceId"], {}, token=bob), 404, "NotFoundError")
+    assert_engine_error(reserve(approval_engine, task["flowNodeInstanceId"], "bob", token=bob), 404, "NotFoundError")
 
 
 def test_a_read_only_client_cannot_write(approval_engine: EngineServer) -> None:
@@ -510,12 +488,17 @@ FAILING_CONDITION_MODEL = (
       <bpmn:incoming>Flow_in</bpmn:incoming><bpmn:outgoing>Flow_bad</bpmn:outgoing><bpmn:outgoing>Flow_ok</bpmn:outgoing>
     </bpmn:exclusiveGateway>
     <bpmn:sequenceFlow id="Flow_bad" sourceRef="Gateway_1" targetRef="EndEvent_1">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">token.current.missing.deeper === 1</bpmn:conditionExpression>
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"
+        xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+        >token.current.missing.deeper === 1</bpmn:conditionExpression>
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="Flow_ok" sourceRef="Gateway_1" targetRef="EndEvent_1">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">false</bpmn:conditionExpression>
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"
+        xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">false</bpmn:conditionExpression>
     </bpmn:sequenceFlow>
-    <bpmn:endEvent id="EndEvent_1"><bpmn:incoming>Flow_bad</bpmn:incoming><bpmn:incoming>Flow_ok</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="EndEvent_1">
+      <bpmn:incoming>Flow_bad</bpmn:incoming><bpmn:incoming>Flow_ok</bpmn:incoming>
+    </bpmn:endEvent>
   </bpmn:process>
 </bpmn:definitions>
 """

@@ -8,7 +8,6 @@ those are read as what they mean (an object, no constraint) and listed in :data:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,9 +21,7 @@ OPENAPI_FILE = SHARED_PROCESSES.parent / "reference" / "processcube-engine-opena
 JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
 TYPESCRIPT_TYPES = {"Record<string, any>": "object"}
 
-pytestmark = pytest.mark.skipif(
-    not OPENAPI_FILE.exists(), reason="shared/reference is not beside this checkout"
-)
+pytestmark = pytest.mark.skipif(not OPENAPI_FILE.exists(), reason="shared/reference is not beside this checkout")
 
 
 def _sanitize(node: Any) -> Any:
@@ -73,8 +70,8 @@ def check(document: dict[str, Any], path: str, method: str, response: httpx.Resp
 
 
 @pytest.fixture
-def engine(approval_engine: EngineServer) -> Iterator[EngineServer]:
-    yield approval_engine
+def engine(approval_engine: EngineServer) -> EngineServer:
+    return approval_engine
 
 
 def test_answers_match_the_engines_openapi_document(engine: EngineServer, document: dict[str, Any]) -> None:
@@ -83,15 +80,11 @@ def test_answers_match_the_engines_openapi_document(engine: EngineServer, docume
         check(document, "/info", "get", http.get("/info"))
         check(document, "/authority", "get", http.get("/authority"))
         check(document, "/process_models", "get", http.get("/process_models"))
-        check(
-            document, "/process_models/{processModelId}/", "get", http.get("/process_models/ApprovalProcess/")
-        )
+        check(document, "/process_models/{processModelId}/", "get", http.get("/process_models/ApprovalProcess/"))
         check(document, "/process_definitions", "get", http.get("/process_definitions"))
 
         token = {"amount": 42, "customerType": "vip", "customerId": "C-9"}
-        started = http.post(
-            "/process_models/ApprovalProcess/start", json={"initialToken": token, "returnOn": 1}
-        )
+        started = http.post("/process_models/ApprovalProcess/start", json={"initialToken": token, "returnOn": 1})
         check(document, "/process_models/{processModelId}/start", "post", started)
         instance_id = started.json()["processInstanceId"]
 
