@@ -6,6 +6,7 @@ GraphQL and REST translate into and out of these types; the service works only w
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -152,8 +153,12 @@ class TaskQuery:
 
 @dataclass(frozen=True)
 class Edge:
-    cursor: str
     node: UserTask
+    make_cursor: Callable[[], str] = field(repr=False, compare=False)
+
+    @property
+    def cursor(self) -> str:
+        return self.make_cursor()
 
 
 @dataclass(frozen=True)

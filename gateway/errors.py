@@ -13,7 +13,8 @@ GatewayError                      code                          REST  GraphQL
 ├── EngineUnavailable             ENGINE_UNAVAILABLE             503   error, extensions.code
 ├── EngineTimeout                 ENGINE_TIMEOUT                 504   error, extensions.code
 │   └── OutcomeUnknown            OUTCOME_UNKNOWN                504   error, extensions.code
-└── EngineFailure                 ENGINE_ERROR                   502   error, extensions.code
+├── EngineFailure                 ENGINE_ERROR                   502   error, extensions.code
+└── IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED         422   (REST only: Idempotency-Key)
 ```
 The first four are expected outcomes of a task action: GraphQL returns them as members of the result union.
 """
@@ -115,6 +116,18 @@ class OutcomeUnknown(EngineTimeout):
 class EngineFailure(GatewayError):
     code = "ENGINE_ERROR"
     status = 502
+
+
+class IdempotencyKeyReused(GatewayError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    status = 422
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"The Idempotency-Key '{key}' was already used for a request to this route with another body."
+            " Use a new key for a new request; repeat the first body to get the first answer again."
+        )
+        self.key = key
 
 
 TASK_OUTCOME_ERRORS = (TaskNotFound, TaskNotActive, TaskReservedByOtherUser, InvalidTaskResult)

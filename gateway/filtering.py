@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from .domain import TaskFilter, TokenOp, TokenPredicate, UserTask
@@ -71,8 +72,16 @@ def _numbers_equal(left: Any, right: Any) -> bool:
     )
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """A date without a time zone is read as UTC (the engine's timestamps are UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def residual_predicate(task_filter: TaskFilter) -> Callable[[UserTask], bool]:
     """One function that says whether a task passes the gateway-side part of the filter."""
+    started_after, started_before = _aware(task_filter.started_after), _aware(task_filter.started_before)
     token_tests = [_token_test(predicate) for predicate in task_filter.token]
     search = task_filter.search.casefold() if task_filter.search else None
 
@@ -81,13 +90,9 @@ def residual_predicate(task_filter: TaskFilter) -> Callable[[UserTask], bool]:
             return False
         if task_filter.reserved is not None and (task.reserved_for is not None) != task_filter.reserved:
             return False
-        if task_filter.started_after is not None and (
-            task.started_at is None or task.started_at <= task_filter.started_after
-        ):
+        if started_after is not None and (task.started_at is None or task.started_at <= started_after):
             return False
-        if task_filter.started_before is not None and (
-            task.started_at is None or task.started_at >= task_filter.started_before
-        ):
+        if started_before is not None and (task.started_at is None or task.started_at >= started_before):
             return False
         if search is not None and search not in task.name.casefold():
             return False

@@ -31,25 +31,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import GatewayError
+from .errors import IdempotencyKeyReused
 
 T = TypeVar("T")
 
 DEFAULT_TTL_SECONDS = 24 * 60 * 60.0
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_WEIGHT = 64 * 1024 * 1024
-
-
-class IdempotencyKeyReused(GatewayError):
-    code = "IDEMPOTENCY_KEY_REUSED"
-    status = 422
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"The Idempotency-Key '{key}' was already used for a request to this route with another body."
-            " Use a new key for a new request; repeat the first body to get the first answer again."
-        )
-        self.key = key
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from . import errors
@@ -114,12 +114,13 @@ class TaskService:
     async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
         first = query.first
         if first < 0 or first > self.limits.max_page_size:
-            raise errors.BadRequest(f"'first' must be between 0 and {self.limits.max_page_size}, not {first}.")
+            raise errors.BadRequest(f"The page size must be between 0 and {self.limits.max_page_size}, not {first}.")
         for sort in query.sort:
             if sort.field is SortField.TOKEN and not sort.token_path:
                 raise errors.BadRequest('Sorting by TOKEN needs a tokenPath, e.g. "amount" or "customer.type".')
         sorts = query.sort or (TaskSort(SortField.STARTED_AT),)
-        directions = [sort.direction for sort in sorts] + [SortDirection.ASC]
+        # ties are broken by the task id, in the direction of the last key (as an engine breaks its ties)
+        directions = [sort.direction for sort in sorts] + [sorts[-1].direction]
         query_print = fingerprint(query.filter, sorts)
         position = self._cursors.decode(query.after, query_print) if query.after else None
         engine_filter = engine_part(query.filter)
@@ -131,10 +132,11 @@ class TaskService:
     def _edges(
         self, tasks: Sequence[UserTask], sorts: Sequence[TaskSort], start_position: int, query_print: str
     ) -> tuple[Edge, ...]:
-        return tuple(
-            Edge(self._cursors.encode(query_print, _key_of(task, sorts), start_position + index + 1), task)
-            for index, task in enumerate(tasks)
-        )
+        def cursor_of(task: UserTask, position: int) -> Callable[[], str]:
+            return lambda: self._cursors.encode(query_print, _key_of(task, sorts), position)
+
+        # cursors are signed only when asked for: most pages need just the last one
+        return tuple(Edge(task, cursor_of(task, start_position + index + 1)) for index, task in enumerate(tasks))
 
     async def _engine_page(
         self,
@@ -166,14 +168,14 @@ class TaskService:
         sort_by = ENGINE_SORT_COLUMNS[sorts[0].field]
         descending = sorts[0].direction is SortDirection.DESC
 
-        def order(left: UserTask, right: UserTask) -> int:
-            return _compare_keys(_key_of(left, sorts), _key_of(right, sorts), directions)
+        def compare(task: UserTask) -> tuple[Any, ...]:
+            # one key, never null (STARTED_AT), ties by id in the same direction: a plain tuple sort suffices
+            return tuple(sort_key(value) for value in _key_of(task, sorts))
 
-        compare = functools.cmp_to_key(order)
         slack = self.limits.cursor_slack
         if position is None:
             page = await self._engine_page(caller, engine_filter, sort_by, descending, 0, max(first, 1) + 1)
-            items = sorted(page.tasks, key=compare)[:first]
+            items = sorted(page.tasks, key=compare, reverse=descending)[:first]
             return TaskPage(self._edges(items, sorts, 0, query_print), page.total_count, page.total_count > len(items))
         anchor = position.key
         offset = max(0, position.position - slack)
@@ -181,7 +183,7 @@ class TaskService:
         back_step = limit
         for _ in range(32):
             page = await self._engine_page(caller, engine_filter, sort_by, descending, offset, limit)
-            items = sorted(page.tasks, key=compare)
+            items = sorted(page.tasks, key=compare, reverse=descending)
             keys = [_key_of(task, sorts) for task in items]
             if offset > 0 and (not items or _compare_keys(keys[0], anchor, directions) > 0):
                 offset, back_step = (
@@ -316,53 +318,121 @@ class TaskService:
         return task
 
     async def finish(self, caller: Caller, task_id: str, result: Any) -> FinishOutcome:
-        task = await self._fresh_task(caller, task_id)
+        outcome = (await self.finish_many(caller, [(task_id, result)]))[0]
+        if isinstance(outcome, errors.GatewayError):
+            raise outcome
+        return outcome
+
+    def _finishable(self, caller: Caller, task_id: str, task: UserTask | None, result: Any) -> bool:
+        """True: finish it. False: already finished by this caller with this result (a replay). Else raise why not."""
         if task is None:
             raise errors.TaskNotFound(task_id)
         if task.state != "suspended":
             if task.state == "finished" and task.finished_by == caller.user_id and task.result == result:
-                # The same caller finished it with the same result: a retry whose first answer got lost.
-                return FinishOutcome(task, await self._waiting_in_instance(caller, task), replayed=True)
+                return False  # the same caller finished it with the same result: a retry whose answer got lost
             raise errors.TaskNotActive(task_id, task.state)
         if task.reserved_for is not None and task.reserved_for != caller.user_id:
             raise errors.TaskReservedByOtherUser(task_id, task.reserved_for)
         problems = result_problems(task.form_fields, result)
         if problems:
             raise errors.InvalidTaskResult(task_id, problems)
-        before = {waiting.id for waiting in await self._waiting_in_instance(caller, task)}
-        await self._write(caller, task_id, lambda: self._engine.finish(caller, task_id, result))
-        page = await self._engine.query_tasks(
-            caller,
-            EngineFilter(states=("suspended", "finished"), process_instance_ids=(task.process_instance_id,)),
-            offset=0,
-            limit=0,
-            sort_by="createdAt",
-            descending=False,
-        )
-        finished = next((item for item in page.tasks if item.id == task_id), None)
-        next_tasks = tuple(
-            item
-            for item in page.tasks
-            if item.state == "suspended" and item.id not in before and item.reserved_for in (None, caller.user_id)
-        )
-        return FinishOutcome(finished or task, next_tasks)
+        return True
 
-    async def _waiting_in_instance(self, caller: Caller, task: UserTask) -> tuple[UserTask, ...]:
-        page = await self._engine.query_tasks(
-            caller,
-            EngineFilter(states=("suspended",), process_instance_ids=(task.process_instance_id,)),
-            offset=0,
-            limit=0,
-            sort_by="createdAt",
-            descending=False,
+    async def _tasks_in_instances(
+        self, caller: Caller, instance_ids: set[str], states: tuple[str, ...]
+    ) -> dict[str, list[UserTask]]:
+        """The tasks of these process instances, grouped by instance: one engine call per 50 instances."""
+        ordered = sorted(instance_ids)
+        chunks = [tuple(ordered[i : i + 50]) for i in range(0, len(ordered), 50)]
+        pages = await asyncio.gather(
+            *(
+                self._engine.query_tasks(
+                    caller,
+                    EngineFilter(states=states, process_instance_ids=chunk),
+                    offset=0,
+                    limit=0,
+                    sort_by="createdAt",
+                    descending=False,
+                )
+                for chunk in chunks
+            )
         )
-        return tuple(item for item in page.tasks if item.reserved_for in (None, caller.user_id))
+        grouped: dict[str, list[UserTask]] = {instance_id: [] for instance_id in instance_ids}
+        for page in pages:
+            for task in page.tasks:
+                grouped.setdefault(task.process_instance_id, []).append(task)
+        return grouped
+
+    async def finish_many(
+        self, caller: Caller, items: Sequence[tuple[str, Any]]
+    ) -> list[FinishOutcome | errors.GatewayError]:
+        """Finish each item; one result per item, in order. Engine calls: the finishes plus three reads in all.
+
+        The tasks are read once (by id), the waiting tasks of their instances once before and the instances' tasks
+        once after, so ``nextTasks`` (tasks that appeared in the instance, visible to and not reserved for others
+        than the caller) costs no call per item.
+        """
+        self._check_batch_size(items)
+        found = {task.id: task for task in await self._engine.tasks_by_ids(caller, [task_id for task_id, _ in items])}
+        outcome: list[bool | errors.GatewayError] = []  # True: to finish, False: a replay, or why not
+        for task_id, result in items:
+            try:
+                outcome.append(self._finishable(caller, task_id, found.get(task_id), result))
+            except errors.GatewayError as exc:
+                outcome.append(exc)
+        accepted = [index for index, plan in enumerate(outcome) if not isinstance(plan, errors.GatewayError)]
+        instances = {found[items[index][0]].process_instance_id for index in accepted}
+        before = await self._tasks_in_instances(caller, instances, ("suspended",)) if instances else {}
+
+        to_send = [index for index in accepted if outcome[index] is True]
+        sent = await self._bounded(
+            to_send,
+            lambda index: self._write(
+                caller, items[index][0], lambda: self._engine.finish(caller, items[index][0], items[index][1])
+            ),
+        )
+        for index, error in zip(to_send, sent, strict=True):
+            if isinstance(error, errors.GatewayError):
+                outcome[index] = error
+        accepted = [index for index in accepted if not isinstance(outcome[index], errors.GatewayError)]
+        done = {found[items[index][0]].process_instance_id for index in accepted}
+        try:
+            after = await self._tasks_in_instances(caller, done, ("suspended", "finished")) if done else {}
+        except errors.GatewayError:
+            after = {}  # the finishes happened; only the follow-up read failed
+
+        results: list[FinishOutcome | errors.GatewayError] = []
+        for (task_id, result), plan in zip(items, outcome, strict=True):
+            if isinstance(plan, errors.GatewayError):
+                results.append(plan)
+                continue
+            task = found[task_id]
+            waiting_before = before.get(task.process_instance_id, [])
+            instance_after = after.get(task.process_instance_id, [])
+            finished = next((item for item in instance_after if item.id == task_id), None) or replace(
+                task, state="finished", finished_by=caller.user_id, result=result
+            )
+            if plan:
+                known = {item.id for item in waiting_before}
+                appeared = [item for item in instance_after if item.state == "suspended" and item.id not in known]
+            else:  # a replay: what waits in the instance now
+                appeared = waiting_before
+            next_tasks = tuple(item for item in appeared if item.reserved_for in (None, caller.user_id))
+            results.append(FinishOutcome(finished, next_tasks, replayed=not plan))
+        return results
 
     # -- batches ---------------------------------------------------------------------------------------------
 
-    async def _batch(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
+    def _check_batch_size(self, items: Sequence[Any]) -> None:
         if len(items) > self.limits.max_batch_size:
             raise errors.BadRequest(f"A batch takes at most {self.limits.max_batch_size} items, not {len(items)}.")
+
+    async def _batch(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
+        self._check_batch_size(items)
+        return await self._bounded(items, action)
+
+    async def _bounded(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
+        """Run ``action`` on every item, at most ``batch_concurrency`` at once; a GatewayError is that item's result."""
         gate = asyncio.Semaphore(self.limits.batch_concurrency)
 
         async def run(item: T) -> Any:
@@ -383,8 +453,3 @@ class TaskService:
         self, caller: Caller, task_ids: Sequence[str]
     ) -> list[UserTask | errors.GatewayError]:
         return await self._batch(task_ids, lambda task_id: self.cancel_reservation(caller, task_id))
-
-    async def finish_many(
-        self, caller: Caller, items: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> list[FinishOutcome | errors.GatewayError]:
-        return await self._batch(items, lambda item: self.finish(caller, item[0], item[1]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -89,8 +90,12 @@ class UserTask:
 
 @strawberry.type
 class UserTaskEdge:
-    cursor: str
     node: UserTask
+    make_cursor: strawberry.Private[Callable[[], str]]
+
+    @strawberry.field
+    def cursor(self) -> str:
+        return self.make_cursor()
 
 
 @strawberry.type
@@ -108,7 +113,9 @@ class UserTaskConnection:
 
     @classmethod
     def from_domain(cls, page: domain.TaskPage) -> UserTaskConnection:
-        edges = [UserTaskEdge(cursor=edge.cursor, node=UserTask.from_domain(edge.node)) for edge in page.edges]
+        edges = [
+            UserTaskEdge(node=UserTask.from_domain(edge.node), make_cursor=edge.make_cursor) for edge in page.edges
+        ]
         return cls(
             edges=edges,
             nodes=[edge.node for edge in edges],

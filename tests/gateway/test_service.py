@@ -357,3 +357,20 @@ async def test_batch_items_run_concurrently_under_the_bound() -> None:
     engine.reserve = counting_reserve  # type: ignore[method-assign]
     await service_for(engine, batch_concurrency=4).reserve_many(ALICE, [f"task-{n:05d}" for n in range(20)])
     assert peak == 4
+
+
+async def test_a_date_without_a_time_zone_is_read_as_utc() -> None:
+    engine = FakeEngine([make_task(n) for n in range(6)])
+    naive = (BASE_TIME + timedelta(seconds=3)).replace(tzinfo=None)
+    page = await service_for(engine).list_tasks(ALICE, TaskQuery(first=50, filter=TaskFilter(started_after=naive)))
+    assert ids(page) == ["task-00004", "task-00005"]
+
+
+async def test_a_batch_finish_costs_one_call_per_item_and_three_reads() -> None:
+    engine = FakeEngine([make_task(n) for n in range(20)])
+    outcomes = await service_for(engine).finish_many(ALICE, [(f"task-{n:05d}", {"approved": True}) for n in range(20)])
+    assert all(outcome.task.state == "finished" for outcome in outcomes)  # type: ignore[union-attr]
+    assert [[task.id for task in outcome.next_tasks] for outcome in outcomes] == [  # type: ignore[union-attr]
+        [f"task-{n:05d}-next"] for n in range(20)
+    ]
+    assert engine.calls == 20 + 3
