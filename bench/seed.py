@@ -60,7 +60,7 @@ async def _seed(data_dir: Path, tasks: int) -> None:
     store = Store(data_dir / "engine.sqlite3")
     try:
         core = EngineCore(store, EventBus(), workflow_cache_size=1)
-        core.deploy([APPROVAL_BPMN.read_text(encoding="utf-8")], overwrite=True, identity=ANONYMOUS_IDENTITY)
+        await core.deploy([APPROVAL_BPMN.read_text(encoding="utf-8")], overwrite=True, identity=ANONYMOUS_IDENTITY)
         for start in range(0, tasks, CHUNK):
             with store.transaction():
                 for index in range(start, min(start + CHUNK, tasks)):
@@ -73,6 +73,7 @@ async def _seed(data_dir: Path, tasks: int) -> None:
                         return_on=1,
                         end_event_id=None,
                     )
+            await asyncio.sleep(0)  # let the store's group commit run: one transaction per chunk
     finally:
         store.close()
 

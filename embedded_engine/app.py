@@ -138,7 +138,7 @@ class EngineApp:
         overwrite = body.get("overwriteExisting", body.get("overrideExisting", False))
         if not isinstance(overwrite, bool):
             raise EngineHttpError(400, "'overwriteExisting' must be a boolean.")
-        self.core.deploy(xmls, overwrite=overwrite, identity=identity)
+        await self.core.deploy(xmls, overwrite=overwrite, identity=identity)
         return Response(status_code=201)
 
     async def list_definitions(self, request: Request) -> Response:
@@ -206,7 +206,7 @@ class EngineApp:
 
     async def terminate(self, request: Request) -> Response:
         identity = self.identity(request)
-        self.core.terminate(request.path_params["process_instance_id"], identity)
+        await self.core.terminate(request.path_params["process_instance_id"], identity)
         return Response(status_code=204)
 
     async def flow_node_instances(self, request: Request) -> Response:
@@ -237,12 +237,12 @@ class EngineApp:
         owner = body.get("actualOwnerId") if isinstance(body, dict) else None
         if not isinstance(owner, str) or not owner:
             raise EngineHttpError(400, 'The body must be {"actualOwnerId": "<user id>"} with a non-empty id.')
-        self.core.reserve(request.path_params["task_id"], owner, identity)
+        await self.core.reserve(request.path_params["task_id"], owner, identity)
         return Response(status_code=204)
 
     async def cancel_reservation(self, request: Request) -> Response:
         identity = self.identity(request)
-        self.core.cancel_reservation(request.path_params["task_id"], identity)
+        await self.core.cancel_reservation(request.path_params["task_id"], identity)
         return Response(status_code=204)
 
     async def finish(self, request: Request) -> Response:
@@ -253,7 +253,7 @@ class EngineApp:
             raise EngineHttpError(
                 400, f"The result must be a JSON object {{formFieldId: value}}, not {type(result).__name__}."
             )
-        self.core.finish(request.path_params["task_id"], result, identity)
+        await self.core.finish(request.path_params["task_id"], result, identity)
         return Response(status_code=204)
 
     def routes(self) -> list[BaseRoute]:

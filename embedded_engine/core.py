@@ -72,6 +72,8 @@ class EngineCore:
         self._runners: LRUCache[str, ProcessRunner] = LRUCache(maxsize=workflow_cache_size)
         self._waiters: dict[str, list[_Waiter]] = {}
         self._load_definitions()
+        # a failed group commit leaves workflows in memory that the store does not have: forget them all
+        store.on_commit_failure(self._runners.clear)
 
     def store_meta(self, key: str) -> str | None:
         return self._store.get_meta(key)
@@ -102,7 +104,7 @@ class EngineCore:
         for model in parsed.process_models:
             self._models[model.process_model_id] = _DeployedModel(parsed.definitions_id, digest, model)
 
-    def deploy(self, xmls: Sequence[str], *, overwrite: bool, identity: Identity) -> None:
+    async def deploy(self, xmls: Sequence[str], *, overwrite: bool, identity: Identity) -> None:
         """Deploy one or several definitions files; all are validated before any is stored."""
         self._require_write(identity)
         parsed_files: list[tuple[ParsedDefinitions, str, str]] = []
@@ -138,6 +140,7 @@ class EngineCore:
             for parsed, xml, digest in parsed_files:
                 if current.get(parsed.definitions_id) != digest:
                     self._store.save_definition(parsed.definitions_id, xml, digest, stamp, identity.user_id)
+        await self._store.durable()
         for parsed, _xml, digest in parsed_files:
             self._parsed[digest] = parsed
             for model in parsed.process_models:
@@ -271,12 +274,12 @@ class EngineCore:
                 instance = self._store.get_instance(process_instance_id)
                 assert instance is not None
                 events = self._apply_snapshot(instance, runner, snapshot, stamp)
+            self._runners[process_instance_id] = runner
+            self._after_commit(events, process_instance_id, snapshot)
+            await self._store.durable()
         except BaseException:
             self._waiters.pop(process_instance_id, None)
             raise
-        self._runners[process_instance_id] = runner
-        self._publish_all(events)
-        self._resolve_waiters(process_instance_id, snapshot)
         if future is None:
             return {"processInstanceId": process_instance_id, "correlationId": correlation}
         return await future
@@ -369,7 +372,7 @@ class EngineCore:
             item["endToken"] = row["end_token"] if row["end_token"] is not None else {}
         return item
 
-    def terminate(self, process_instance_id: str, identity: Identity) -> None:
+    async def terminate(self, process_instance_id: str, identity: Identity) -> None:
         self._require_write(identity)
         instance = self._store.get_instance(process_instance_id)
         if instance is None:
@@ -384,6 +387,7 @@ class EngineCore:
             runner.terminate()
 
         self._advance(instance, act, terminated_by=identity.user_id)
+        await self._store.durable()
 
     # -- user tasks ------------------------------------------------------------------------------------------
 
@@ -417,7 +421,7 @@ class EngineCore:
             )
         return row
 
-    def reserve(self, flow_node_instance_id: str, actual_owner_id: str, identity: Identity) -> None:
+    async def reserve(self, flow_node_instance_id: str, actual_owner_id: str, identity: Identity) -> None:
         self._require_write(identity)
         row = self._visible_user_task(flow_node_instance_id, identity)
         current = row["actual_owner_id"]
@@ -431,9 +435,11 @@ class EngineCore:
             return
         self._store.update_flow_node(flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso())
         row["actual_owner_id"] = actual_owner_id
-        self._publish("user_task_reserved", self._task_event(row), row["flow_node_lane"])
+        message = self._task_event(row)
+        self._store.after_commit(lambda: self._publish("user_task_reserved", message, row["flow_node_lane"]))
+        await self._store.durable()
 
-    def cancel_reservation(self, flow_node_instance_id: str, identity: Identity) -> None:
+    async def cancel_reservation(self, flow_node_instance_id: str, identity: Identity) -> None:
         self._require_write(identity)
         row = self._visible_user_task(flow_node_instance_id, identity)
         current = row["actual_owner_id"]
@@ -448,9 +454,13 @@ class EngineCore:
             )
         self._store.update_flow_node(flow_node_instance_id, actual_owner_id=None, updated_at=now_iso())
         row["actual_owner_id"] = None
-        self._publish("user_task_reservation_canceled", self._task_event(row), row["flow_node_lane"])
+        message = self._task_event(row)
+        self._store.after_commit(
+            lambda: self._publish("user_task_reservation_canceled", message, row["flow_node_lane"])
+        )
+        await self._store.durable()
 
-    def finish(self, flow_node_instance_id: str, result: dict[str, Any], identity: Identity) -> None:
+    async def finish(self, flow_node_instance_id: str, result: dict[str, Any], identity: Identity) -> None:
         self._require_write(identity)
         row = self._visible_user_task(flow_node_instance_id, identity)
         owner = row["actual_owner_id"]
@@ -473,6 +483,7 @@ class EngineCore:
             act,
             finished_task=(flow_node_instance_id, identity.user_id, result),
         )
+        await self._store.durable()
 
     # -- advancing an instance -------------------------------------------------------------------------------
 
@@ -515,8 +526,21 @@ class EngineCore:
             # The in-memory workflow may be half-advanced: forget it; the store still has the committed state.
             self._runners.pop(process_instance_id, None)
             raise
-        self._publish_all(events)
-        self._resolve_waiters(process_instance_id, snapshot)
+        self._after_commit(events, process_instance_id, snapshot)
+
+    def _after_commit(
+        self,
+        events: Sequence[tuple[str, dict[str, Any], str | None]],
+        process_instance_id: str,
+        snapshot: InstanceSnapshot,
+    ) -> None:
+        """Events and start waiters see a change only once it is durable."""
+
+        def publish() -> None:
+            self._publish_all(events)
+            self._resolve_waiters(process_instance_id, snapshot)
+
+        self._store.after_commit(publish)
 
     def _apply_snapshot(
         self,

@@ -45,7 +45,7 @@ async def seed_demo_data(core: EngineCore, directory: Path = EXAMPLES_DIR) -> in
     if not files:
         log.warning("no demo models found in %s", directory)
         return 0
-    core.deploy([path.read_text(encoding="utf-8") for path in files], overwrite=True, identity=DEMO_IDENTITY)
+    await core.deploy([path.read_text(encoding="utf-8") for path in files], overwrite=True, identity=DEMO_IDENTITY)
     if core.store_meta("demo_seeded") is not None:
         return 0
     started = 0

@@ -13,12 +13,14 @@ User tasks are flow node instances. The table ``flow_node_instances`` is the tas
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,19 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@dataclass
+class _Group:
+    committed: asyncio.Future[None]
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Store:
     """All SQL of the engine. Synchronous by design: calls are short, and the engine runs them on its loop thread."""
 
@@ -192,29 +207,108 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._in_transaction = False
+        self._group: _Group | None = None
+        self._failure_callbacks: list[Callable[[], None]] = []
 
     def close(self) -> None:
         with self._lock:
+            if self._group is not None:
+                self._commit_group()
             self._db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic unit of work: everything inside is committed together or not at all."""
+        """One atomic unit of work: everything inside is committed together or not at all.
+
+        Inside a running event loop, units join a *group commit*: the first unit opens a transaction and schedules
+        its COMMIT for the loop's next turn; every unit that runs before then becomes a savepoint in the same
+        transaction (a failing unit rolls back to its savepoint alone). One fsync then makes the whole group
+        durable. Writers must ``await durable()`` before they answer: a 204 still means "on disk". Outside a loop
+        (scripts, seeding), each outermost unit commits on its own. A unit nested in another is part of it.
+        """
         with self._lock:
             if self._in_transaction:
                 yield
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            loop = _running_loop()
+            if loop is None:
+                yield from self._own_transaction()
+                return
+            if self._group is None:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._group = _Group(loop.create_future())
+                loop.call_soon(self._commit_group_when_idle)
+            self._db.execute("SAVEPOINT unit")
             self._in_transaction = True
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK TO unit")
+                self._db.execute("RELEASE unit")
                 raise
             else:
-                self._db.execute("COMMIT")
+                self._db.execute("RELEASE unit")
             finally:
                 self._in_transaction = False
+
+    def _own_transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current writes are durable (at once when nothing waits for a commit)."""
+        if self._group is None:
+            callback()
+        else:
+            self._group.after_commit.append(callback)
+
+    def on_commit_failure(self, callback: Callable[[], None]) -> None:
+        """Called when a group COMMIT fails: whatever was prepared in memory for it must be forgotten."""
+        self._failure_callbacks.append(callback)
+
+    async def durable(self) -> None:
+        """Wait until everything written so far is committed (raises if that commit failed)."""
+        if self._in_transaction or self._group is None:
+            return  # nothing pending, or inside an outer unit whose owner commits it
+        await asyncio.shield(self._group.committed)
+
+    def _commit_group_when_idle(self) -> None:
+        if self._in_transaction:  # an outer unit spans awaits (bulk seeding): commit once it closes
+            loop = _running_loop()
+            if loop is not None:
+                loop.call_soon(self._commit_group_when_idle)
+                return
+        self._commit_group()
+
+    def _commit_group(self) -> None:
+        with self._lock:
+            group, self._group = self._group, None
+            if group is None:
+                return
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                for callback in self._failure_callbacks:
+                    callback()
+                if not group.committed.done():
+                    group.committed.set_exception(exc)
+                    group.committed.exception()  # retrieved by the writers that await it
+                return
+        if not group.committed.done():
+            group.committed.set_result(None)
+        for callback in group.after_commit:
+            callback()
 
     # -- meta ------------------------------------------------------------------------------------------------
 
