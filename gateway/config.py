@@ -40,7 +40,7 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 100
     max_batch_size: int = 100
-    batch_concurrency: int = 8
+    batch_concurrency: int = 16
     residual_scan_limit: int = 10_000
     max_body_bytes: int = 1_048_576
     max_query_depth: int = 12
@@ -73,7 +73,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_DEFAULT_PAGE_SIZE": "page size when `first`/`limit` is not given (20)",
     "GATEWAY_MAX_PAGE_SIZE": "largest page (100)",
     "GATEWAY_MAX_BATCH_SIZE": "most items in one batch mutation (100)",
-    "GATEWAY_BATCH_CONCURRENCY": "batch items sent to the engine at once (8)",
+    "GATEWAY_BATCH_CONCURRENCY": "batch items sent to the engine at once (16)",
     "GATEWAY_RESIDUAL_SCAN_LIMIT": "most candidate tasks the gateway filters itself for one query (10000)",
     "GATEWAY_MAX_BODY_BYTES": "largest request body (1048576)",
     "GATEWAY_MAX_QUERY_DEPTH": "deepest GraphQL selection (12)",
@@ -176,7 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_page_size=_parsed(env, "GATEWAY_DEFAULT_PAGE_SIZE", 20, _integer(1, 10_000), "a positive integer"),
         max_page_size=_parsed(env, "GATEWAY_MAX_PAGE_SIZE", 100, _integer(1, 10_000), "a positive integer"),
         max_batch_size=_parsed(env, "GATEWAY_MAX_BATCH_SIZE", 100, _integer(1, 10_000), "a positive integer"),
-        batch_concurrency=_parsed(env, "GATEWAY_BATCH_CONCURRENCY", 8, _integer(1, 1_000), "a positive integer"),
+        batch_concurrency=_parsed(env, "GATEWAY_BATCH_CONCURRENCY", 16, _integer(1, 1_000), "a positive integer"),
         residual_scan_limit=_parsed(
             env, "GATEWAY_RESIDUAL_SCAN_LIMIT", 10_000, _integer(1, 10_000_000), "a positive integer"
         ),

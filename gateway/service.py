@@ -57,7 +57,7 @@ class ServiceLimits:
     default_page_size: int = 20
     max_page_size: int = 100
     max_batch_size: int = 100
-    batch_concurrency: int = 8
+    batch_concurrency: int = 16
     residual_scan_limit: int = 10_000
     scan_page_size: int = 500
     cursor_slack: int = 20
