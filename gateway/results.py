@@ -100,7 +100,7 @@ def _field_problem(form_field: FormField, value: Any) -> str | None:
 
 def result_problems(form_fields: tuple[FormField, ...], result: Any) -> list[FieldProblem]:
     if not isinstance(result, dict):
-        return [FieldProblem(field="", message=f"the result must be an object, not {_json_kind(result)}")]
+        return [FieldProblem(field="", message=f"the result must be an object, not {json_kind(result)}")]
     problems: list[FieldProblem] = []
     for form_field in form_fields:
         if form_field.id not in result or result[form_field.id] is None:
@@ -111,7 +111,8 @@ def result_problems(form_fields: tuple[FormField, ...], result: Any) -> list[Fie
     return problems
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What kind of JSON value this is, for error messages: "null", "a number", "an array", …"""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -121,5 +122,5 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
+        return "an array"
+    return "an object"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import REPO, EngineServer
+from tests.servers import REPO, EngineServer, GatewayServer
 
 EXAMPLES = REPO / "examples" / "processes"
 SHARED_PROCESSES = REPO.parent / "shared" / "processes"
@@ -61,3 +61,22 @@ def approval_engine(engine_server: EngineServer) -> EngineServer:
     for path in sorted(EXAMPLES.glob("*.bpmn")):
         engine_server.deploy_file(path)
     return engine_server
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, approval_engine: EngineServer) -> Iterator[Callable[..., GatewayServer]]:
+    """Gateways in own processes before ``approval_engine``: ``gateway_factory(GATEWAY_MAX_BODY_BYTES=2048)``."""
+    started: list[GatewayServer] = []
+
+    def factory(**env: Any) -> GatewayServer:
+        gateway = GatewayServer(
+            engine_url=approval_engine.url,
+            workdir=tmp_path / f"gateway-{len(started)}",
+            env={"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}},
+        ).start()
+        started.append(gateway)
+        return gateway
+
+    yield factory
+    for gateway in started:
+        gateway.stop()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain import FieldProblem
+from ..results import json_kind
 from .params import MAX_STRING_LENGTH, TASK_ID_RULE, is_task_id, json_value
 from .problems import RequestInvalid
 
@@ -35,20 +36,6 @@ def decode(raw: bytes, *, required: bool) -> Any:
         raise RequestInvalid([FieldProblem("", f"The body is not valid JSON: {exc}.")]) from None
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 class _Checker:
     def __init__(self) -> None:
         self.problems: list[FieldProblem] = []
@@ -62,7 +49,7 @@ class _Checker:
 
     def object(self, value: Any, pointer: str, *, required: Sequence[str], optional: Sequence[str] = ()) -> bool:
         if not isinstance(value, dict):
-            self.add(pointer, f"must be a JSON object, not {_kind(value)}.")
+            self.add(pointer, f"must be a JSON object, not {json_kind(value)}.")
             return False
         for name in required:
             if name not in value:
@@ -74,7 +61,7 @@ class _Checker:
 
     def string(self, value: Any, pointer: str) -> str | None:
         if not isinstance(value, str):
-            self.add(pointer, f"must be a string, not {_kind(value)}.")
+            self.add(pointer, f"must be a string, not {json_kind(value)}.")
             return None
         if not value or len(value) > MAX_STRING_LENGTH:
             self.add(pointer, f"must be 1 to {MAX_STRING_LENGTH} characters long.")
@@ -83,7 +70,7 @@ class _Checker:
 
     def task_id(self, value: Any, pointer: str) -> str | None:
         if not isinstance(value, str):
-            self.add(pointer, f"must be a task id (a string), not {_kind(value)}.")
+            self.add(pointer, f"must be a task id (a string), not {json_kind(value)}.")
             return None
         if not is_task_id(value):
             self.add(pointer, f"is not a valid task id: ids are {TASK_ID_RULE}.")
@@ -93,13 +80,13 @@ class _Checker:
     def result(self, value: Any, pointer: str) -> dict[str, Any] | None:
         """A task result is a JSON object (its fit with the task's form is the service's rule)."""
         if not isinstance(value, dict):
-            self.add(pointer, f"must be a JSON object of form field values, not {_kind(value)}.")
+            self.add(pointer, f"must be a JSON object of form field values, not {json_kind(value)}.")
             return None
         return value
 
     def array(self, value: Any, pointer: str) -> list[Any] | None:
         if not isinstance(value, list):
-            self.add(pointer, f"must be an array, not {_kind(value)}.")
+            self.add(pointer, f"must be an array, not {json_kind(value)}.")
             return None
         return value
 

@@ -8,10 +8,8 @@ configuration, or that stop the engine, get their own servers from ``gateway_fac
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -57,25 +55,6 @@ def gateway(shared_gateway: GatewayServer) -> GatewayServer:
 def api(gateway: GatewayServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.url + "/api/v1", timeout=60) as client:
         yield client
-
-
-@pytest.fixture
-def gateway_factory(tmp_path: Path, approval_engine: EngineServer) -> Iterator[Callable[..., GatewayServer]]:
-    """Own servers: ``gateway_factory(GATEWAY_MAX_BODY_BYTES=2048)``; the engine is ``approval_engine``."""
-    started: list[GatewayServer] = []
-
-    def factory(**env: Any) -> GatewayServer:
-        gateway = GatewayServer(
-            engine_url=approval_engine.url,
-            workdir=tmp_path / f"gateway-{len(started)}",
-            env={"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}},
-        ).start()
-        started.append(gateway)
-        return gateway
-
-    yield factory
-    for gateway in started:
-        gateway.stop()
 
 
 @dataclass
