@@ -33,8 +33,9 @@ def serve_asgi(app: ASGIApp, *, startup_timeout: float = 30.0) -> Iterator[str]:
     thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        for _attempt in range(int(startup_timeout / 0.02)):
+            if server.started or not thread.is_alive():
+                break
             time.sleep(0.02)
         if not server.started:
             raise RuntimeError(f"uvicorn did not start on port {port}: {failure or 'timed out'}")

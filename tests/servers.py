@@ -30,18 +30,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(kw_only=True)
 class ServerProcess:
-    """A server in its own process, started with ``spawn`` and ready once ``ready_url`` answers 200."""
+    """A server in its own process on a free loopback port, ready once ``ready_url`` answers 200."""
 
-    process: subprocess.Popen[bytes] | None
-    log_path: Path | None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def spawn(self, args: list[str], *, log_path: Path, ready_url: str, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        for _attempt in range(1200):  # 60 s
             if self.process.poll() is not None:
                 raise RuntimeError(f"{args[2]} exited with {self.process.returncode}:\n{self.log()}")
             try:
@@ -76,7 +81,7 @@ class ServerProcess:
             self.process = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EngineServer(ServerProcess):
     """An embedded engine process. ``url`` is the engine root (without ``/atlas_engine/api/v1``)."""
 
@@ -85,13 +90,6 @@ class EngineServer(ServerProcess):
     clients: Sequence[dict[str, Any]] | None = None
     demo: bool = False
     extra_args: Sequence[str] = ()
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api(self) -> str:
@@ -186,20 +184,13 @@ def port_is_closed(port: int) -> bool:
 __all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "GatewayServer", "free_port", "port_is_closed"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GatewayServer(ServerProcess):
     """``python -m gateway`` in its own process, pointed at an engine by environment variables only."""
 
     engine_url: str | None
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def graphql_url(self) -> str:
