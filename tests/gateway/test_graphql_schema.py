@@ -45,3 +45,41 @@ def test_limit_errors_are_query_too_complex() -> None:
     classified = classify(GraphQLError("'q' exceeds maximum operation depth of 3"), "r")
     assert classified.extensions == {"code": "QUERY_TOO_COMPLEX"}
     assert classify(GraphQLError("Cannot query field 'x'"), "r").extensions == {"code": "BAD_REQUEST"}
+
+
+def test_a_batch_item_that_fails_outside_the_task_is_action_failed_and_hides_nothing() -> None:
+    from gateway.cache import ReadCache
+    from gateway.cursor import CursorCodec
+    from gateway.domain import Caller
+    from gateway.gql.context import Context
+    from gateway.service import ServiceLimits, TaskService
+    from tests.gateway.fakes import FakeEngine, make_task
+
+    engine = FakeEngine([make_task(1), make_task(2)])
+    original = engine.finish
+
+    async def finish(caller: Caller, task_id: str, result: dict[str, object]) -> None:
+        if task_id == "task-00002":
+            raise errors.EngineUnavailable("The engine is unavailable: connection refused")
+        await original(caller, task_id, result)
+
+    engine.finish = finish  # type: ignore[method-assign,assignment]
+    service = TaskService(engine, ReadCache(ttl_seconds=0, max_entries=10), CursorCodec(b"k" * 32), ServiceLimits())
+    schema = build_schema(max_depth=12, max_aliases=64, max_tokens=2000)
+    query = """mutation($items: [FinishUserTaskInput!]!) { finishUserTasks(items: $items) {
+        __typename ... on ActionFailed { id code message } } }"""
+    items = [{"id": "task-00001", "result": {"approved": True}}, {"id": "task-00002", "result": {"approved": True}}]
+    context = Context(service=service, request_id="r", caller_or_error=Caller("alice"))
+    result = asyncio.run(schema.execute(query, variable_values={"items": items}, context_value=context))
+    assert result.errors is None
+    assert result.data == {
+        "finishUserTasks": [
+            {"__typename": "FinishedUserTask"},
+            {
+                "__typename": "ActionFailed",
+                "id": "task-00002",
+                "code": "ENGINE_UNAVAILABLE",
+                "message": "The engine is unavailable: connection refused",
+            },
+        ]
+    }
