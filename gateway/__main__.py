@@ -18,6 +18,7 @@ def main() -> int:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per engine call is noise; use debug to see them
     where = settings.engine_url or "the embedded engine"
     print(
         f"gateway: GraphQL at http://{settings.host}:{settings.port}/graphql, engine: {where}",
