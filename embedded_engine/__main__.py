@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -33,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=int, default=5 * 1024 * 1024, help="request body limit")
     parser.add_argument("--long-polling-wait", type=float, default=55.0, help="seconds a long poll waits (then 204)")
     parser.add_argument("--token-ttl", type=int, default=3600, help="lifetime of issued access tokens in seconds")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the process that started this one goes away"
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
@@ -59,9 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             await seed_demo_data(engine.core)
 
+    if args.exit_with_parent:
+        _exit_with_parent()
     app = create_app(settings, on_startup=on_startup)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
     return 0
+
+
+def _exit_with_parent() -> None:
+    """A gateway that starts this engine may be killed without a chance to stop it: then stop too (SIGTERM)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class EmbeddedEngine:
             str(self.data_dir),
             "--log-level",
             self.log_level,
+            "--exit-with-parent",
         ]
         if self.demo:
             args.append("--demo")
