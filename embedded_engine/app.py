@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +55,6 @@ class EngineSettings:
     @property
     def authority_url(self) -> str:
         return self.public_url.rstrip("/") + "/authority"
-
-
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class EngineApp:

@@ -34,7 +34,7 @@ from .bpmn import (
 )
 from .errors import EngineHttpError
 from .events import EventBus
-from .store import FLOW_NODE_FILTER_COLUMNS, FlowNodeQuery, LaneScope, Store
+from .store import FlowNodeQuery, LaneScope, Store
 
 log = logging.getLogger("embedded_engine")
 
@@ -718,6 +718,3 @@ def flow_node_json(row: Mapping[str, Any]) -> dict[str, Any]:
     if row["flow_node_type"] == USER_TASK and "userTaskConfig" not in item:
         item["userTaskConfig"] = {"formFields": []}
     return item
-
-
-FILTER_NAMES = tuple(FLOW_NODE_FILTER_COLUMNS)

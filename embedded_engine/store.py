@@ -334,10 +334,6 @@ class Store:
                 (definition_id, digest, deployed_at, deployed_by),
             )
 
-    def delete_definition(self, definition_id: str) -> None:
-        with self.transaction():
-            self._db.execute("DELETE FROM definitions WHERE definition_id = ?", (definition_id,))
-
     def current_definitions(self) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT d.definition_id, d.hash, d.deployed_at, d.deployed_by, v.xml FROM definitions d"
@@ -382,9 +378,6 @@ class Store:
         ).fetchone()
         return None if row is None else _instance_row(row)
 
-    def count_instances(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM process_instances").fetchone()[0])
-
     def query_instances(
         self, filters: Mapping[str, Sequence[str]], offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
@@ -393,12 +386,6 @@ class Store:
         sql = f"SELECT * FROM process_instances {where} ORDER BY seq LIMIT ? OFFSET ?"
         rows = self._db.execute(sql, [*params, limit if limit > 0 else -1, offset]).fetchall()
         return [_instance_row(row) for row in rows], total
-
-    def instance_ids_in_state(self, state: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT process_instance_id FROM process_instances WHERE state = ? ORDER BY seq", (state,)
-        ).fetchall()
-        return [str(row[0]) for row in rows]
 
     # -- flow node instances ---------------------------------------------------------------------------------
 

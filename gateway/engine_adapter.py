@@ -32,8 +32,6 @@ from .engine import (
 )
 from .ports import EngineFilter, EnginePage
 
-SORT_COLUMNS = {"createdAt", "flowNodeName", "processModelId", "flowNodeLane"}
-
 
 def _timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
