@@ -28,7 +28,7 @@ from strawberry.types.unset import UNSET
 from ..errors import GatewayError
 from ..graphiql import OfflineGraphQL
 from .context import Context
-from .errors import LIMIT_MESSAGES
+from .errors import request_error_code
 from .schema import build_schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -118,8 +118,7 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
         for error in formatted:
             # strawberry skips extensions' after-hooks when its parser cache raises: classify parse errors here.
             if "code" not in (error.get("extensions") or {}):
-                is_limit = any(fragment in error["message"] for fragment in LIMIT_MESSAGES)
-                error.setdefault("extensions", {})["code"] = "QUERY_TOO_COMPLEX" if is_limit else "BAD_REQUEST"
+                error.setdefault("extensions", {})["code"] = request_error_code(error["message"])
         if result.data is None and result.errors and all(error.path is None for error in result.errors):
             request.state.request_error = True  # failed before execution: parse, validation, variables
             if wants_graphql_response(request):

@@ -20,6 +20,11 @@ log = logging.getLogger("gateway")
 LIMIT_MESSAGES = ("exceeds maximum operation depth", "aliases found", "contains more than", "tokens")
 
 
+def request_error_code(message: str) -> str:
+    """The code of an error in the request itself: a limit hit, or any other parse or validation error."""
+    return "QUERY_TOO_COMPLEX" if any(fragment in message for fragment in LIMIT_MESSAGES) else "BAD_REQUEST"
+
+
 def classify(error: GraphQLError, request_id: str) -> GraphQLError:
     original = error.original_error
     extensions = dict(error.extensions or {})
@@ -29,8 +34,7 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
             extensions["retryAfterSeconds"] = original.retry_after_seconds
         return _copy(error, original.message, extensions)
     if original is None:
-        is_limit = any(fragment in error.message for fragment in LIMIT_MESSAGES)
-        extensions.setdefault("code", "QUERY_TOO_COMPLEX" if is_limit else "BAD_REQUEST")
+        extensions.setdefault("code", request_error_code(error.message))
         return _copy(error, error.message, extensions)
     log.error(
         "unexpected error in request %s at %s",
