@@ -5,15 +5,32 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.package-lock.json
 VENDOR_STAMP := gateway/static/vendor/manifest.json
 
-.PHONY: install run engine test test-slow lint bench clean
+LOCKS := requirements/bootstrap.txt requirements/runtime.txt requirements/dev.txt
+COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes $(if $(UPGRADE),--upgrade)
+
+.PHONY: install lock lock-check run engine test test-slow lint bench clean
 
 install: $(STAMP) $(VENDOR_STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Exactly the lock: uv (itself pinned with hashes) syncs .venv to requirements/dev.txt, removing anything else.
+$(STAMP): pyproject.toml $(LOCKS) | lock-check
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Fails when pyproject.toml lists other dependencies than the locks were compiled from.
+lock-check:
+	$(PYTHON) tools/lockfile.py check
+
+# Refresh the locks on purpose: keeps current pins where they still fit; `make lock UPGRADE=1` takes the newest.
+lock:
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt; }
+	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt
+	$(COMPILE) pyproject.toml -o requirements/runtime.txt
+	$(COMPILE) pyproject.toml requirements/tools.in --extra dev -o requirements/dev.txt
+	$(PYTHON) tools/lockfile.py stamp
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
@@ -33,7 +50,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install lint
+test: lock-check install lint
 	$(BIN)/pytest
 
 test-slow: install
