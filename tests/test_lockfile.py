@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers import REPO
 
 
@@ -40,20 +42,19 @@ def test_every_pin_carries_hashes() -> None:
         assert all(line.rstrip().endswith("\\") for line in pins), f"{lock}: a pin without --hash lines"
 
 
-def test_a_dependency_added_without_make_lock_is_caught(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("before", "after", "reason"),
+    [
+        ('"pyyaml>=6",', '"pyyaml>=6",\n    "left-pad-py>=1",', "pins no version of left-pad-py"),
+        ('"pyyaml>=6"', '"pyyaml>=6.0.1"', "compiled from other dependencies"),
+    ],
+    ids=["added dependency", "changed range"],
+)
+def test_a_pyproject_change_without_make_lock_is_caught(tmp_path: Path, before: str, after: str, reason: str) -> None:
     root = _copy(tmp_path)
     pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"pyyaml>=6",', '"pyyaml>=6",\n    "left-pad-py>=1",'))
+    pyproject.write_text(pyproject.read_text().replace(before, after))
     result = _check(root)
     assert result.returncode == 1
-    assert "pins no version of left-pad-py" in result.stderr
+    assert reason in result.stderr
     assert "run `make lock`" in result.stderr
-
-
-def test_a_changed_version_range_is_caught(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"pyyaml>=6"', '"pyyaml>=6.0.1"'))
-    result = _check(root)
-    assert result.returncode == 1
-    assert "compiled from other dependencies" in result.stderr
