@@ -1,8 +1,8 @@
 """``create_app(settings)``: the gateway as one Starlette app.
 
-The lifespan owns the process's resources: the embedded engine (when no engine URL is configured), the one
-engine client (one connection pool), the token verifier, the read cache and the service. Nothing happens at
-import time.
+The lifespan owns the process's resources: the embedded engine and its supervisor (when no engine URL is
+configured), the one engine client (one connection pool), the token verifier, the read cache and the service.
+Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .assets import static_files_mount
 from .cache import ReadCache
 from .config import Settings
 from .cursor import CursorCodec
-from .embedded import EmbeddedEngine
+from .embedded import EmbeddedEngine, Supervisor
 from .engine import UserTaskClient
 from .engine_adapter import ClientEngine
 from .gql.app import graphql_app
@@ -35,8 +35,24 @@ log = logging.getLogger("gateway")
 
 
 async def health(request: Request) -> Response:
+    """200 ``ok`` while the gateway can serve; 503 ``degraded`` while the embedded engine is down (restarting).
+
+    For the embedded engine the supervisor knows its state, so a health check costs no engine call (a load
+    balancer may ask often). A configured engine is not asked either: the gateway is healthy when it runs, and a
+    broken engine shows as 503 answers to real requests.
+    """
     state = request.app.state
-    return JSONResponse({"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls})
+    body: dict[str, object] = {"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls}
+    supervisor: Supervisor | None = state.supervisor
+    if supervisor is None:
+        return JSONResponse(body)
+    engine = supervisor.status()
+    body["engine"] = {"kind": "embedded", **engine.as_json()}
+    if engine.up:
+        return JSONResponse(body)
+    body["status"] = "degraded"
+    body["unavailable"] = ["engine"]
+    return JSONResponse(body, status_code=503)
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -58,6 +74,7 @@ def create_app(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         embedded: EmbeddedEngine | None = None
+        supervisor: Supervisor | None = None
         engine_url = settings.engine_url
         if engine_url is None:
             embedded = EmbeddedEngine(
@@ -65,8 +82,13 @@ def create_app(settings: Settings) -> Any:
                 data_dir=settings.embedded_engine_data_dir,
                 demo=settings.embedded_engine_demo,
             )
-            engine_url = await embedded.start()
-            log.info("embedded engine at %s", engine_url)
+            # The first start fails the gateway's start (a taken port is a configuration error); once it runs,
+            # the supervisor restarts the engine whenever it dies, on the same port, so engine_url stays valid.
+            process = await embedded.spawn()
+            engine_url = embedded.url
+            supervisor = Supervisor(embedded.spawn, name="embedded engine")
+            supervisor.watch(process)
+            log.info("embedded engine at %s (pid %d)", engine_url, process.pid)
         client = UserTaskClient(
             engine_url,
             client_id=settings.client_id,
@@ -84,6 +106,7 @@ def create_app(settings: Settings) -> Any:
             return str(response.json())
 
         app.state.engine_url = engine_url
+        app.state.supervisor = supervisor
         app.state.client = client
         app.state.verifier = TokenVerifier(
             http,
@@ -107,6 +130,8 @@ def create_app(settings: Settings) -> Any:
         try:
             yield
         finally:
+            if supervisor is not None:
+                await supervisor.stop()  # first: stopping the engine below is no crash to repair
             await client.aclose()
             await http.aclose()
             if embedded is not None:
