@@ -6,22 +6,45 @@ script tasks whose function body ``return``s the task's result. The embedded eng
 
 How the sandbox holds:
 
-- One V8 isolate per thread (``threading.local``). Creating one costs a few milliseconds, evaluating a compiled
-  expression a fraction of one, so isolates are reused; that is safe because, before any model code runs, every
-  intrinsic reachable from ``globalThis`` (``Object.prototype``, ``Array.prototype``, ``JSON``, ...) and
-  ``globalThis`` itself are deep-frozen, and the host-ish extras (``setTimeout``, ``Atomics``, ``WebAssembly``,
-  ``SharedArrayBuffer``, ``WeakRef``, ``FinalizationRegistry``) are removed. A script that writes to
-  ``Object.prototype`` changes nothing (sloppy mode) or throws (strict mode); it cannot leave state behind for the
-  next evaluation.
+- V8 never runs in the engine process. Every evaluation goes to a worker process
+  (:mod:`embedded_engine.js_worker`) holding one isolate. The engine used to keep isolates in-process, one per
+  thread, created on a helper thread and with a private mini-racer callback muted before closing; a condition
+  ``while(true){}`` then segfaulted the whole engine when it discarded the timed-out isolate, with mini-racer
+  0.12.4, 0.13.2, 0.14.0 and 0.14.1 alike. A bare MiniRacer survived the same timeout, but nothing about
+  mini-racer's internals holds from one version to the next, and one fault in V8 is one dead engine. Now whatever
+  V8 or mini-racer do wrong ends a worker, never the engine: a worker that dies (segfault, V8's fatal
+  out-of-memory abort, ``SIGKILL`` from outside) fails only the evaluation it was running, with
+  :class:`JsEvaluationError`, and is replaced.
+- Workers are plain ``subprocess`` children (``python -m embedded_engine.js_worker``), not ``multiprocessing``:
+  fork would copy an engine with threads and a running event loop into the child; spawn and forkserver re-import
+  the engine's ``__main__`` (uvicorn, SpiffWorkflow) in every child and bring their own pickling, queues and
+  resource tracker, which a ``SIGKILL`` can leave broken. A subprocess runs just the worker module, speaks
+  length-prefixed JSON over its own pipes and can be killed at any moment without leaving shared state behind.
+- Each call has a budget (``DEFAULT_TIMEOUT_SECONDS``). The worker enforces it with mini-racer's own timeout and
+  keeps its isolate when, after a garbage collection, a probe evaluation answers in time (see
+  :meth:`~embedded_engine.js_worker.Evaluator.evaluate`), so an ordinary timeout costs no new process. The engine
+  enforces ``budget + _GRACE_SECONDS`` on its own: a worker that has not answered by then is killed (``SIGKILL``)
+  and replaced, and the evaluation times out all the same.
+- Memory: the isolate has a hard heap limit (``MEMORY_LIMIT_BYTES``); the worker process as a whole is capped at
+  :data:`~embedded_engine.js_worker.PROCESS_MEMORY_LIMIT_BYTES` resident (array buffers live outside the heap) by a
+  watchdog thread inside it. Reaching either ends the evaluation with a memory-limit error, and the worker.
+- A small pool (at most ``_MAX_WORKERS``, one idle spare kept started) serves callers from any thread; each
+  worker serves one call at a time. A replacement is started as soon as a worker is lost, so it is usually ready
+  before the next call. Workers end when the engine closes their stdin (``atexit``), when the engine dies (the
+  same end-of-file), and when their parent process changes; their stderr goes to a private file that is read only
+  to name the cause of a crash, never to the engine's log.
+- Inside the isolate, before any model code runs, every intrinsic reachable from ``globalThis``
+  (``Object.prototype``, ``Array.prototype``, ``JSON``, ...) and ``globalThis`` itself are deep-frozen, and the
+  host-ish extras (``setTimeout``, ``Atomics``, ``WebAssembly``, ``SharedArrayBuffer``, ``WeakRef``,
+  ``FinalizationRegistry``) are removed. A script that writes to ``Object.prototype`` changes nothing (sloppy mode)
+  or throws (strict mode); it cannot leave state behind for the next evaluation, which is what makes reusing an
+  isolate safe. Queued microtasks are drained within the budget of the call that queued them.
 - No Python object crosses into JavaScript: the token goes in as a JSON string literal and is parsed inside V8; the
-  result comes back as a JSON string.
-- Every call has a timeout (``DEFAULT_TIMEOUT_SECONDS``) and the isolate a hard memory limit
-  (``MEMORY_LIMIT_BYTES``). After a timeout, an out-of-memory or any failure outside of the script's own
-  ``throw``, the isolate is thrown away and the next call gets a fresh one.
-- Each distinct source text is compiled once per isolate (``new Function('token', ...)``) and the compiled function
-  is frozen too, so a script cannot keep state on its own function object either.
+  result comes back as a JSON string. Each distinct source text is compiled once per isolate
+  (``new Function('token', ...)``) and the compiled function is frozen too.
 
-A JavaScript exception, a syntax error, a timeout or the memory limit all surface as :class:`JsEvaluationError`.
+A JavaScript exception, a syntax error, a timeout, the memory limit or a crashed worker all surface as
+:class:`JsEvaluationError`.
 """
 
 from __future__ import annotations
@@ -29,13 +52,21 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-import weakref
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, Literal
+from pathlib import Path
+from typing import IO, Any, Final, Literal
 
-from py_mini_racer import MiniRacer
+from .js_worker import EXIT_MEMORY, EXIT_STARTUP_FAILED, HEADER, MAX_FRAME_BYTES, MEMORY_LIMIT_BYTES, RETIRE
+from .js_worker import PROCESS_MEMORY_LIMIT_BYTES as _PROCESS_MEMORY_LIMIT_BYTES
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -49,12 +80,27 @@ __all__ = [
 DEFAULT_TIMEOUT_SECONDS: Final = 0.2
 """Wall-clock budget of one evaluation (compilation, run and result conversion)."""
 
-MEMORY_LIMIT_BYTES: Final = 64 * 1024 * 1024
-"""Hard heap limit of one isolate; reaching it aborts the evaluation and discards the isolate."""
+_GRACE_SECONDS: Final = 1.0
+"""How long past the budget the engine waits for a worker's own timeout answer before it kills the worker.
 
-_MAX_CACHED_SOURCES: Final = 4096
+Generous on purpose: it is only spent when the worker is wedged, and a too-short margin on a loaded machine would
+kill healthy workers that were about to report their timeout (a new worker costs a quarter of a second of CPU).
+"""
+
+_STARTUP_TIMEOUT_SECONDS: Final = 30.0
+"""How long a new worker may take to import mini-racer and set up its isolate (about 0.25 s when idle)."""
+
+_MAX_WORKERS: Final = 4
+"""Workers alive at once; a fifth concurrent caller waits for one of them."""
+
+_SPARE_WORKERS: Final = 1
+"""Idle workers kept started, so that losing one costs the next call no start-up time."""
+
+_STDERR_TAIL_BYTES: Final = 4096
 
 _Mode = Literal["expression", "script"]
+
+_log = logging.getLogger(__name__)
 
 
 class JsEvaluationError(Exception):
@@ -65,198 +111,356 @@ class JsEvaluationError(Exception):
         self.message = message
 
 
-# Installed once per isolate, before any model code. Everything the runner needs is captured in the closure
-# before the freeze, so model code can neither replace it nor reach the cache.
-_BOOTSTRAP: Final = r"""
-(function () {
-  'use strict';
-  const g = globalThis;
-  for (const name of ['__timer_manager', 'setTimeout', 'clearTimeout', 'Atomics', 'SharedArrayBuffer',
-                      'WebAssembly', 'WeakRef', 'FinalizationRegistry']) {
-    try { delete g[name]; } catch (e) { /* not configurable: frozen below */ }
-  }
-  const parse = JSON.parse;
-  const stringify = JSON.stringify;
-  const makeFunction = Function;
-  const freeze = Object.freeze;
-  const getPrototypeOf = Object.getPrototypeOf;
-  const ownKeys = Reflect.ownKeys;
-  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
-  const ErrorClass = Error;
-  const StringClass = String;
-  const seen = new WeakSet();
-  function deepFreeze(root) {
-    const stack = [root];
-    while (stack.length > 0) {
-      const o = stack.pop();
-      if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) continue;
-      seen.add(o);
-      freeze(o);
-      stack.push(getPrototypeOf(o));
-      for (const key of ownKeys(o)) {
-        const d = getOwnPropertyDescriptor(o, key);
-        if (d === undefined) continue;
-        if ('value' in d) { stack.push(d.value); } else { stack.push(d.get); stack.push(d.set); }
-      }
-    }
-  }
-  const cache = new Map();
-  function describe(e) {
-    try {
-      if (e instanceof ErrorClass) return StringClass(e.name) + ': ' + StringClass(e.message);
-      return 'Uncaught ' + StringClass(e);
-    } catch (ignored) {
-      return 'Uncaught exception';
-    }
-  }
-  function compile(id, source, mode) {
-    let fn;
-    if (mode === 'expression') {
-      try {
-        fn = makeFunction('token', 'return (' + source.replace(/[\s;]+$/, '') + '\n);');
-      } catch (e) {
-        fn = undefined;
-      }
-    }
-    if (fn === undefined) fn = makeFunction('token', source);
-    deepFreeze(fn);
-    cache.set(id, fn);
-    return fn;
-  }
-  function run(id, source, mode, tokenJson, asBoolean) {
-    try {
-      let fn = cache.get(id);
-      if (fn === undefined) fn = compile(id, source, mode);
-      const result = fn.call(undefined, parse(tokenJson));
-      if (asBoolean) return stringify({ok: true, value: !!result});
-      const text = stringify(result === undefined ? null : result);
-      return stringify({ok: true, value: text === undefined ? null : parse(text)});
-    } catch (e) {
-      return stringify({ok: false, error: describe(e)});
-    }
-  }
-  function forget() { cache.clear(); }
-  Object.defineProperty(g, '__pcRun', {value: run, writable: false, configurable: false, enumerable: false});
-  Object.defineProperty(g, '__pcForget', {value: forget, writable: false, configurable: false, enumerable: false});
-  deepFreeze(g);
-})();
-"""
+class _NotDelivered(Exception):
+    """The worker was gone before it had the whole request: nothing was evaluated, another worker may try."""
 
 
-def _new_racer() -> MiniRacer:
-    """Create an isolate on a thread without a running asyncio loop.
-
-    mini-racer binds an isolate to the asyncio loop running in the creating thread, and then refuses timeouts when
-    called from that loop. Creating it on a helper thread gives it its own loop thread, so calls from any thread
-    (including synchronous calls made inside an async HTTP handler) get a working timeout.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="js-sandbox-init") as pool:
-        racer: MiniRacer = pool.submit(MiniRacer).result()
-    racer.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
-    racer.eval(_BOOTSTRAP)
-    return racer
+class _NoAnswer(Exception):
+    """The deadline passed without an answer."""
 
 
-def _ignore_callback(*_args: object) -> None:
-    return None
+class _Died(Exception):
+    """The worker's output ended (it exited or was killed) before a whole answer arrived."""
 
 
-class _Sandbox:
-    """One isolate plus the ids of the sources compiled into it."""
+class _Worker:
+    """One worker process and the engine's ends of its pipes. Used by one thread at a time."""
 
     def __init__(self) -> None:
-        self.racer = _new_racer()
-        self.ids: dict[tuple[_Mode, str], int] = {}
-        _live_sandboxes.add(self)
+        # Closed in _reap(), when the worker is gone; read only to name the cause of a crash.
+        self.stderr: IO[bytes] = tempfile.TemporaryFile(prefix="js-worker-")  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "embedded_engine.js_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                # The directory holding this package, so the worker runs this very copy of it.
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+        except BaseException:
+            self.stderr.close()
+            raise
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.pid = self.process.pid
+        self._stdin = self.process.stdin.fileno()
+        self._stdout = self.process.stdout.fileno()
+        os.set_blocking(self._stdin, False)
+        self.ready = False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def start_up(self) -> None:
+        """Wait for the worker's ready frame (once)."""
+        if self.ready:
+            return
+        try:
+            payload, _flags = self._read_frame(time.monotonic() + _STARTUP_TIMEOUT_SECONDS)
+        except _NoAnswer:
+            raise _Died(f"the JavaScript sandbox did not start within {_STARTUP_TIMEOUT_SECONDS:.0f} s") from None
+        except _Died:
+            reason, _memory = self.describe_death()
+            raise _Died(f"the JavaScript sandbox could not start: {reason}") from None
+        try:
+            hello = json.loads(payload)
+            if not hello["ready"]:
+                raise _Died(f"the JavaScript sandbox could not start: {hello.get('error')}")
+        except (ValueError, TypeError, KeyError):
+            raise _Died("the JavaScript sandbox could not start: it did not greet as expected") from None
+        self.ready = True
+
+    def call(self, request: bytes, deadline: float) -> tuple[bytes, bool]:
+        """Send one request and return the answer and whether the worker retires after it."""
+        self._write(HEADER.pack(len(request), 0) + request, deadline)
+        payload, flags = self._read_frame(deadline)
+        return payload, bool(flags & RETIRE)
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        poller = select.poll()
+        poller.register(self._stdin, select.POLLOUT)
+        while view:
+            try:
+                written = os.write(self._stdin, view)
+            except BlockingIOError:
+                if not poller.poll(_poll_timeout_ms(deadline)) and time.monotonic() >= deadline:
+                    raise _NoAnswer from None
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                raise _NotDelivered from None
+            view = view[written:]
+
+    def _read_frame(self, deadline: float) -> tuple[bytes, int]:
+        size, flags = HEADER.unpack(self._read_exact(HEADER.size, deadline))
+        if size > MAX_FRAME_BYTES:
+            raise _Died("the JavaScript sandbox sent a malformed answer")
+        return self._read_exact(size, deadline), flags
+
+    def _read_exact(self, size: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        missing = size
+        poller = select.poll()
+        poller.register(self._stdout, select.POLLIN)
+        while missing > 0:
+            if not poller.poll(_poll_timeout_ms(deadline)):
+                if time.monotonic() >= deadline:
+                    raise _NoAnswer
+                continue
+            chunk = os.read(self._stdout, min(missing, 1 << 20))
+            if not chunk:
+                raise _Died("end of output")
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return b"".join(chunks)
+
+    def kill(self) -> None:
+        """End the process now (``SIGKILL``), reap it and close every file of it."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self._reap()
+
+    def request_exit(self) -> None:
+        """Close the worker's stdin: once idle, it exits at end-of-file."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+    def close(self, timeout: float) -> None:
+        """Ask the worker to exit; kill it if it has not within ``timeout``."""
+        self.request_exit()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        else:
+            self._reap()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5.0)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        with contextlib.suppress(OSError):
+            self.stderr.close()
+
+    def describe_death(self) -> tuple[str, bool]:
+        """Why the worker ended, for an error message, and whether that was a memory limit. Reaps it."""
+        try:
+            status = self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return "its output ended while it still ran", False
+        if status == EXIT_MEMORY:
+            return f"the sandbox process grew past {_PROCESS_MEMORY_LIMIT_BYTES // (1024 * 1024)} MiB", True
+        if status == EXIT_STARTUP_FAILED:
+            return "the isolate could not be created", False
+        fatal = self._fatal_message()
+        if status < 0:
+            try:
+                how = f"killed by {signal.Signals(-status).name}"
+            except ValueError:
+                how = f"killed by signal {-status}"
+        else:
+            how = f"exit status {status}"
+        return how + (f": {fatal}" if fatal else ""), "out of memory" in fatal.lower()
+
+    def _fatal_message(self) -> str:
+        """The line in which V8 names a fatal error (``# Fatal process out of memory: ...``), if it wrote one."""
+        try:
+            self.stderr.seek(0, os.SEEK_END)
+            size = self.stderr.tell()
+            self.stderr.seek(max(0, size - _STDERR_TAIL_BYTES))
+            tail = self.stderr.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+        for line in tail.splitlines():
+            if "Fatal" in line or "out of memory" in line:
+                return line.lstrip("# ").strip()[:200]
+        return ""
+
+
+def _poll_timeout_ms(deadline: float) -> int:
+    return max(0, math.ceil((deadline - time.monotonic()) * 1000))
+
+
+class _Pool:
+    """The workers: idle ones in a stack (the most recently used first, spares at the bottom), busy ones counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._closed = False
+
+    def evaluate(self, request: bytes, budget: float) -> Any:
+        for _attempt in range(3):
+            worker = self._acquire()
+            try:
+                worker.start_up()
+                answer, retire = worker.call(request, time.monotonic() + budget + _GRACE_SECONDS)
+            except _NotDelivered:
+                self._discard(worker, "it was gone before the request")
+                continue
+            except _NoAnswer:
+                self._discard(worker, "no answer in time")
+                raise JsEvaluationError(_timed_out(budget)) from None
+            except _Died as exc:
+                if not worker.ready:
+                    self._discard(worker, str(exc))
+                    raise JsEvaluationError(str(exc)) from None
+                reason, memory = worker.describe_death()
+                self._discard(worker, reason)
+                if memory:
+                    raise JsEvaluationError(f"JavaScript evaluation exceeded the memory limit ({reason})") from None
+                raise JsEvaluationError(f"JavaScript evaluation crashed the sandbox process ({reason})") from None
+            except BaseException:
+                self._discard(worker, "interrupted")
+                raise
+            if retire:
+                self._discard(worker, "retired")
+            else:
+                self._release(worker)
+            return _decode(answer, budget)
+        raise JsEvaluationError("JavaScript evaluation failed: the sandbox processes keep disappearing")
+
+    def _acquire(self) -> _Worker:
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise JsEvaluationError("JavaScript evaluation failed: the sandbox is shut down")
+                worker = None
+                while self._idle:
+                    candidate = self._idle.pop()
+                    if candidate.alive():
+                        worker = candidate
+                        break
+                    self._forget_locked(candidate, "it had ended while idle")
+                if worker is None and len(self._all) < _MAX_WORKERS:
+                    try:
+                        worker = self._start_locked()
+                    except OSError as exc:  # no process can be started (file descriptors, memory, executable)
+                        raise JsEvaluationError(f"the JavaScript sandbox could not start: {exc}") from exc
+                if worker is not None:
+                    self._top_up_locked()
+                    return worker
+                self._lock.wait()
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._closed:
+                self._all.discard(worker)
+            else:
+                self._idle.append(worker)
+                self._lock.notify()
+                return
+        worker.close(timeout=1.0)
+
+    def _discard(self, worker: _Worker, reason: str) -> None:
+        worker.kill()
+        _log.debug("JavaScript worker %d replaced: %s", worker.pid, reason)
+        with self._lock:
+            self._all.discard(worker)
+            if not self._closed:
+                self._top_up_locked()
+            self._lock.notify()
+
+    def _forget_locked(self, worker: _Worker, reason: str) -> None:
+        worker.kill()  # reaping an already ended process does not block
+        _log.debug("JavaScript worker %d replaced: %s", worker.pid, reason)
+        self._all.discard(worker)
+
+    def _start_locked(self) -> _Worker:
+        worker = _Worker()
+        self._all.add(worker)
+        return worker
+
+    def _top_up_locked(self) -> None:
+        while len(self._idle) < _SPARE_WORKERS and len(self._all) < _MAX_WORKERS:
+            try:
+                self._idle.insert(0, self._start_locked())
+            except OSError as exc:  # cannot start a process right now: the next call will try again
+                _log.warning("could not start a JavaScript worker: %s", exc)
+                return
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live workers, the idle one the next call takes first (for tests)."""
+        with self._lock:
+            idle = [worker.pid for worker in reversed(self._idle)]
+            return idle + [worker.pid for worker in self._all if worker.pid not in idle]
 
     def close(self) -> None:
-        _live_sandboxes.discard(self)
-        with contextlib.suppress(Exception):  # best effort while discarding an isolate
-            self.racer.close()
-
-    def discard(self) -> None:
-        """Close an isolate that failed.
-
-        A terminated or out-of-memory evaluation leaves a late callback behind in V8, delivered when the isolate is
-        freed, after its event loop has closed (mini-racer then prints an "Exception ignored" traceback). The
-        isolate is being thrown away, so its callbacks are muted first. This reaches into mini-racer's private
-        ``_ctx``; if that ever changes, the worst case is the traceback on stderr again.
-        """
-        ctx = getattr(self.racer, "_ctx", None)
-        if ctx is not None:
-            with contextlib.suppress(Exception):
-                object.__setattr__(ctx, "handle_callback_from_v8", _ignore_callback)
-        self.close()
-
-    def call(self, source: str, mode: _Mode, token: Any, *, as_boolean: bool, timeout: float) -> Any:
-        try:
-            token_json = json.dumps(token, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise JsEvaluationError(f"the token is not JSON: {exc}") from exc
-        key = (mode, source)
-        if key not in self.ids and len(self.ids) >= _MAX_CACHED_SOURCES:
-            self.racer.eval("__pcForget()")
-            self.ids.clear()
-        ident = self.ids.setdefault(key, len(self.ids))
-        code = "__pcRun({}, {}, {}, {}, {})".format(
-            ident,
-            json.dumps(source),
-            json.dumps(mode),
-            json.dumps(token_json),
-            "true" if as_boolean else "false",
-        )
-        started = time.monotonic()
-        raw = self.racer.eval(code, timeout_sec=timeout)
-        # mini-racer runs V8's microtask queue after an eval returns. A script may have queued work there
-        # (``Promise.resolve().then(...)``, ``async`` functions): drain it now, inside this call's budget, so that it
-        # can never run (or hang) during somebody else's evaluation.
-        remaining = timeout - (time.monotonic() - started)
-        self.racer.eval("0", timeout_sec=max(remaining, 0.001))
-        if not isinstance(raw, str):
-            raise JsEvaluationError("the JavaScript sandbox returned an unexpected value")
-        answer = json.loads(raw)
-        if not answer["ok"]:
-            raise JsEvaluationError(str(answer["error"]))
-        return answer["value"]
+        """End every worker: idle ones by closing their stdin, busy ones (another thread still waits) by force."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            busy = [worker for worker in self._all if worker not in idle]
+            self._all.clear()
+            self._lock.notify_all()
+        for worker in busy:
+            worker.kill()
+        for worker in idle:
+            worker.request_exit()
+        deadline = time.monotonic() + 0.5  # a ready worker exits at once; one still starting up is killed
+        for worker in idle:
+            worker.close(timeout=max(0.0, deadline - time.monotonic()))
 
 
-_live_sandboxes: weakref.WeakSet[_Sandbox] = weakref.WeakSet()
+def _timed_out(budget: float) -> str:
+    return f"JavaScript evaluation timed out after {round(budget * 1000)} ms"
+
+
+def _decode(answer: bytes, budget: float) -> Any:
+    try:
+        decoded = json.loads(answer)
+        ok = decoded["ok"]
+    except RecursionError:
+        # ``let a = []; for (...) a = [a]; return a`` is valid JSON a million levels deep.
+        raise JsEvaluationError("JavaScript evaluation failed: the result is nested too deeply") from None
+    except (ValueError, TypeError, KeyError):
+        raise JsEvaluationError("the JavaScript sandbox returned an unexpected value") from None
+    if ok:
+        return decoded.get("value")
+    kind = decoded.get("kind")
+    if kind == "timeout":
+        raise JsEvaluationError(_timed_out(budget))
+    if kind == "memory":
+        raise JsEvaluationError("JavaScript evaluation exceeded the memory limit")
+    if kind == "internal":
+        raise JsEvaluationError(f"JavaScript evaluation failed: {decoded.get('error')}")
+    raise JsEvaluationError(str(decoded.get("error")))
+
+
+_pool = _Pool()
 
 
 @atexit.register
-def _close_all() -> None:
-    # Close isolates while their event-loop threads still run; left to garbage collection at interpreter
-    # shutdown, closing one can hang on a daemon thread that no longer runs.
-    for sandbox in list(_live_sandboxes):
-        sandbox.close()
+def _close_workers() -> None:
+    _pool.close()
 
 
-class _State(threading.local):
-    sandbox: _Sandbox | None = None
+def _new_pool_after_fork() -> None:
+    # A forked child must not share (or end) its parent's workers, and its copy of the pool's lock may be held.
+    global _pool
+    _pool = _Pool()
 
 
-_state = _State()
+os.register_at_fork(after_in_child=_new_pool_after_fork)
 
 
 def _call(source: str, mode: _Mode, token: Any, *, as_boolean: bool, timeout: float | None) -> Any:
     budget = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
-    sandbox = _state.sandbox
-    if sandbox is None:
-        sandbox = _state.sandbox = _Sandbox()
     try:
-        return sandbox.call(source, mode, token, as_boolean=as_boolean, timeout=budget)
-    except JsEvaluationError:
-        raise
-    except Exception as exc:
-        # Timeout, out of memory, termination or anything unexpected from the isolate: never reuse it.
-        _state.sandbox = None
-        sandbox.discard()
-        if isinstance(exc, TimeoutError):
-            raise JsEvaluationError(f"JavaScript evaluation timed out after {round(budget * 1000)} ms") from exc
-        name = type(exc).__name__
-        if "OOM" in name:
-            raise JsEvaluationError("JavaScript evaluation exceeded the memory limit") from exc
-        raise JsEvaluationError(f"JavaScript evaluation failed: {exc}") from exc
+        token_json = json.dumps(token, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise JsEvaluationError(f"the token is not JSON: {exc}") from exc
+    request = json.dumps(
+        {"source": source, "mode": mode, "token": token_json, "asBoolean": as_boolean, "timeout": budget},
+        separators=(",", ":"),
+    ).encode()
+    return _pool.evaluate(request, budget)
 
 
 def evaluate_condition(expression: str | None, token: Any, *, timeout: float | None = None) -> bool:
