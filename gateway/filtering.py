@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .domain import TaskFilter, TokenOp, TokenPredicate, UserTask
+from .limits import moment
 from .ports import EngineFilter
 from .tokens import MISSING, compare, token_value
 
@@ -24,8 +25,38 @@ def engine_part(task_filter: TaskFilter) -> EngineFilter:
     )
 
 
+def _scalar_key(value: Any) -> tuple[str, Any] | None:
+    """A hashable key under which equal JSON scalars meet (1 and 1.0 do; 1 and true do not), or None."""
+    if value is None:
+        return ("null", None)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("text", value)
+    return None
+
+
+def _membership(expected: Any) -> Callable[[Any], bool]:
+    """``IN``: a set lookup for scalar items, so a long list costs once per query, not once per task and item."""
+    if not isinstance(expected, list):
+        return lambda actual: False
+    keys = {key for key in map(_scalar_key, expected) if key is not None}
+    others = [item for item in expected if _scalar_key(item) is None]
+
+    def member(actual: Any) -> bool:
+        key = _scalar_key(actual)
+        if key is not None:
+            return key in keys
+        return any(actual == item and type(actual) is type(item) for item in others)
+
+    return member
+
+
 def _token_test(predicate: TokenPredicate) -> Callable[[Any], bool]:
     op, expected = predicate.op, predicate.value
+    member = _membership(expected) if op is TokenOp.IN else None
 
     def test(token: Any) -> bool:
         actual = token_value(token, predicate.path)
@@ -38,10 +69,8 @@ def _token_test(predicate: TokenPredicate) -> Callable[[Any], bool]:
             return bool(actual == expected and type(actual) is type(expected)) or _numbers_equal(actual, expected)
         if op is TokenOp.NE:
             return not (actual == expected and (type(actual) is type(expected) or _numbers_equal(actual, expected)))
-        if op is TokenOp.IN:
-            return isinstance(expected, list) and any(
-                actual == item and (type(actual) is type(item) or _numbers_equal(actual, item)) for item in expected
-            )
+        if member is not None:
+            return member(actual)
         if op is TokenOp.CONTAINS:
             if isinstance(actual, str) and isinstance(expected, str):
                 return expected.casefold() in actual.casefold()
@@ -72,11 +101,9 @@ def _numbers_equal(left: Any, right: Any) -> bool:
     )
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """A date without a time zone is read as UTC (the engine's timestamps are UTC)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _aware(value: datetime | None) -> datetime | None:
+    """A date without a time zone is read as UTC (the engine's timestamps are UTC), clamped to the representable."""
+    return None if value is None else moment(value)
 
 
 def residual_predicate(task_filter: TaskFilter) -> Callable[[UserTask], bool]:

@@ -5,6 +5,8 @@ Knows nothing of HTTP, GraphQL or httpx: it takes a :class:`~gateway.ports.Engin
 
 How a page of tasks is made (``list_tasks``):
 
+- The query is checked against :mod:`gateway.limits` first (both faces get the same refusals, before any work
+  that grows with the input).
 - The filter is split (:func:`~gateway.filtering.engine_part`): states, process model, instance, flow node,
   lane, correlation id and ids go to the engine; reservation, dates, text search and token predicates stay here.
 - **Pushed down** (nothing residual, one sort key the engine can order by exactly as the gateway does:
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from . import errors
+from . import errors, limits
 from .cache import ReadCache
 from .cursor import CursorCodec, CursorPosition, fingerprint
 from .domain import (
@@ -112,12 +114,8 @@ class TaskService:
     # -- reading ---------------------------------------------------------------------------------------------
 
     async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
+        query = limits.validate_query(query, max_page_size=self.limits.max_page_size)
         first = query.first
-        if first < 0 or first > self.limits.max_page_size:
-            raise errors.BadRequest(f"The page size must be between 0 and {self.limits.max_page_size}, not {first}.")
-        for sort in query.sort:
-            if sort.field is SortField.TOKEN and not sort.token_path:
-                raise errors.BadRequest('Sorting by TOKEN needs a tokenPath, e.g. "amount" or "customer.type".')
         sorts = query.sort or (TaskSort(SortField.STARTED_AT),)
         # ties are broken by the task id, in the direction of the last key (as an engine breaks its ties)
         directions = [sort.direction for sort in sorts] + [sorts[-1].direction]
@@ -265,6 +263,8 @@ class TaskService:
 
     async def get_tasks(self, caller: Caller, ids: Sequence[str]) -> list[UserTask | None]:
         """The tasks with these ids (any state), in the order asked, None where absent: one engine call."""
+        for task_id in ids:
+            limits.check_task_id(task_id)
         unique = tuple(dict.fromkeys(ids))
         if not unique:
             return []
@@ -303,11 +303,16 @@ class TaskService:
         self._cache.invalidate()
 
     async def reserve(self, caller: Caller, task_id: str, owner_id: str | None = None) -> UserTask:
+        limits.check_task_id(task_id)
+        problems = limits.Problems()
+        limits.owner_problem(owner_id, problems)
+        problems.raise_if_any()
         owner = owner_id or caller.user_id
         await self._write(caller, task_id, lambda: self._engine.reserve(caller, task_id, owner))
         return await self._task_after_write(caller, task_id)
 
     async def cancel_reservation(self, caller: Caller, task_id: str) -> UserTask:
+        limits.check_task_id(task_id)
         await self._write(caller, task_id, lambda: self._engine.cancel_reservation(caller, task_id))
         return await self._task_after_write(caller, task_id)
 
@@ -318,7 +323,11 @@ class TaskService:
         return task
 
     async def finish(self, caller: Caller, task_id: str, result: Any) -> FinishOutcome:
-        outcome = (await self.finish_many(caller, [(task_id, result)]))[0]
+        limits.check_task_id(task_id)
+        problems = limits.Problems()
+        limits.result_problem(result, problems)
+        problems.raise_if_any()
+        outcome = (await self._finish_checked(caller, [(task_id, result)]))[0]
         if isinstance(outcome, errors.GatewayError):
             raise outcome
         return outcome
@@ -370,9 +379,24 @@ class TaskService:
 
         The tasks are read once (by id), the waiting tasks of their instances once before and the instances' tasks
         once after, so ``nextTasks`` (tasks that appeared in the instance, visible to and not reserved for others
-        than the caller) costs no call per item.
+        than the caller) costs no call per item. Ids and results are checked (:mod:`gateway.limits`) before any of
+        that: one item over a limit refuses the whole batch, as a REST body with that item would be.
         """
-        self._check_batch_size(items)
+        problems = limits.Problems()
+        if limits.batch_problem(len(items), self.limits.max_batch_size, "/items", problems):
+            for index, (task_id, result) in enumerate(items):
+                if not limits.is_task_id(task_id):
+                    problems.add(
+                        f"/items/{index}/id",
+                        f"/items/{index}/id is not a valid task id: ids are {limits.TASK_ID_RULE}.",
+                    )
+                limits.result_problem(result, problems, f"/items/{index}/result")
+        problems.raise_if_any()
+        return await self._finish_checked(caller, items)
+
+    async def _finish_checked(
+        self, caller: Caller, items: Sequence[tuple[str, Any]]
+    ) -> list[FinishOutcome | errors.GatewayError]:
         found = {task.id: task for task in await self._engine.tasks_by_ids(caller, [task_id for task_id, _ in items])}
         outcome: list[bool | errors.GatewayError] = []  # True: to finish, False: a replay, or why not
         for task_id, result in items:
@@ -423,13 +447,13 @@ class TaskService:
 
     # -- batches ---------------------------------------------------------------------------------------------
 
-    def _check_batch_size(self, items: Sequence[Any]) -> None:
-        if len(items) > self.limits.max_batch_size:
-            raise errors.BadRequest(f"A batch takes at most {self.limits.max_batch_size} items, not {len(items)}.")
-
-    async def _batch(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
-        self._check_batch_size(items)
-        return await self._bounded(items, action)
+    def _check_ids_batch(self, task_ids: Sequence[str], owner_id: str | None = None) -> None:
+        """The batch size, every id and the owner, all reported at once, before any item is sent."""
+        problems = limits.Problems()
+        if limits.batch_problem(len(task_ids), self.limits.max_batch_size, "/ids", problems):
+            limits.task_id_problems(task_ids, "/ids", problems)
+        limits.owner_problem(owner_id, problems)
+        problems.raise_if_any()
 
     async def _bounded(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
         """Run ``action`` on every item, at most ``batch_concurrency`` at once; a GatewayError is that item's result."""
@@ -447,9 +471,11 @@ class TaskService:
     async def reserve_many(
         self, caller: Caller, task_ids: Sequence[str], owner_id: str | None = None
     ) -> list[UserTask | errors.GatewayError]:
-        return await self._batch(task_ids, lambda task_id: self.reserve(caller, task_id, owner_id))
+        self._check_ids_batch(task_ids, owner_id)
+        return await self._bounded(task_ids, lambda task_id: self.reserve(caller, task_id, owner_id))
 
     async def cancel_reservations(
         self, caller: Caller, task_ids: Sequence[str]
     ) -> list[UserTask | errors.GatewayError]:
-        return await self._batch(task_ids, lambda task_id: self.cancel_reservation(caller, task_id))
+        self._check_ids_batch(task_ids)
+        return await self._bounded(task_ids, lambda task_id: self.cancel_reservation(caller, task_id))

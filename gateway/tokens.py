@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from .limits import list_index
 
 MISSING: Any = object()
 
 
+@functools.lru_cache(maxsize=1024)
+def path_parts(path: str) -> tuple[str, ...]:
+    """A dotted path split once, not once per task: a filter or sort reads one path from thousands of tokens."""
+    return tuple(path.split("."))
+
+
 def token_value(token: Any, path: str) -> Any:
-    """``customer.type`` -> token["customer"]["type"]; list items by index (``items.0``); MISSING if absent."""
+    """``customer.type`` -> token["customer"]["type"]; list items by index (``items.0``); MISSING if absent.
+
+    A part indexes a list only when it is ASCII digits (:func:`gateway.limits.list_index`): ``items.²`` is a key
+    that no list has, not a crash on ``int('²')``.
+    """
     current = token
-    for part in path.split("."):
-        if isinstance(current, dict) and part in current:
+    for part in path_parts(path):
+        if isinstance(current, dict):
+            if part not in current:
+                return MISSING
             current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
+        elif isinstance(current, list):
+            index = list_index(part)
+            if index is None or index >= len(current):
+                return MISSING
+            current = current[index]
         else:
             return MISSING
     return current

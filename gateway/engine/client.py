@@ -41,10 +41,13 @@ from .wire import (
     user_task_query,
 )
 
-__all__ = ["API_PATH", "DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "UserTaskClient", "UserTaskFilters"]
+__all__ = ["API_PATH", "DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "MAX_URL_LENGTH", "UserTaskClient", "UserTaskFilters"]
 
 API_PATH: Final = "/atlas_engine/api/v1"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+#: The longest URL the client sends (httpx's own limit); longer ones raise ConfigurationError before anything is
+#: sent. Engines often take less (8 to 16 KiB): `get_user_tasks_by_ids` splits long id lists well below that.
+MAX_URL_LENGTH: Final = 65_536
 #: keepalive_expiry stays below the 5 s idle timeout of Node.js and uvicorn servers, so that a pooled
 #: connection is not reused just as the engine closes it (which would make a write's outcome unknown).
 DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
@@ -530,20 +533,27 @@ class UserTaskClient:
         if self.closed:
             raise RuntimeError("this UserTaskClient is closed")
         url = self._api + path + (f"?{query}" if query else "")
+        if len(url) > MAX_URL_LENGTH:
+            raise ConfigurationError(
+                f"{what}: the request's URL would be {len(url)} characters, over the {MAX_URL_LENGTH} that can be"
+                " sent; ask for fewer or shorter filter values per call"
+            )
         retries = 0
         auth_retried = False
         while True:
             try:
                 token = await self._tokens.get_token()
-                request = self._http.build_request(
-                    method,
-                    url,
-                    json=json,
-                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                    timeout=read_timeout if read_timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
+                with map_engine_errors(write=write, what=f"{what} ({method} {path[:200]})"):
+                    # built inside the mapping: httpx.InvalidURL (a URL too long, …) is a ConfigurationError too
+                    request = self._http.build_request(
+                        method,
+                        url,
+                        json=json,
+                        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                        timeout=read_timeout if read_timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    )
                 self._count(request)
-                with map_engine_errors(write=write, what=f"{what} ({method} {path})"):
+                with map_engine_errors(write=write, what=f"{what} ({method} {path[:200]})"):
                     response = await self._http.send(request)
                 if response.status_code == 401 and not auth_retried:
                     fresh = await self._tokens.refresh(token)

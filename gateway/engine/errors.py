@@ -5,7 +5,8 @@ errors (a wrong argument type, calling a closed client) stay ordinary Python exc
 
 ```
 ProcessCubeException
-├── ConfigurationError            bad engine URL, credentials half given, …
+├── ConfigurationError            bad engine URL, credentials half given, a request whose URL is too
+│                                 long to send (httpx.InvalidURL), …
 ├── AuthenticationError           the authority refused the client credentials (names the authority)
 ├── ProtocolError                 the reply is not what the contract says (garbage JSON, wrong shape,
 │                                 an unexpected redirect)
@@ -76,7 +77,11 @@ class ProcessCubeException(Exception):
 
 
 class ConfigurationError(ProcessCubeException):
-    """The client was configured in a way that cannot work (raised before any request)."""
+    """The client was configured, or called, in a way that cannot work (raised before any request is sent).
+
+    Also a request that httpx refuses to build (``httpx.InvalidURL``: a URL over 64 KiB, from a filter with too
+    many or too long values): nothing was sent, and retrying the same call cannot help.
+    """
 
 
 class AuthenticationError(ProcessCubeException):

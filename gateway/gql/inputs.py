@@ -1,4 +1,9 @@
-"""GraphQL inputs, and their translation into the domain's filter, sort and query."""
+"""GraphQL inputs, and their translation into the domain's filter, sort and query.
+
+The limits on what they may hold are the core's (:mod:`gateway.limits`), applied by the service to the domain
+objects made here, so GraphQL refuses what REST refuses, with the same code and problem fields. The counts are
+checked here already, before a list of 20,000 predicates is converted item by item.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from .. import domain
+from .. import domain, limits
 from .types import UserTaskState
 
 # The domain's enums are the GraphQL enums: one list of operators, sort fields and directions.
@@ -64,6 +69,17 @@ def _strings(values: list[strawberry.ID] | list[str] | None) -> tuple[str, ...]:
 def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
     if value is None:
         return domain.TaskFilter()
+    lists = {
+        "id": value.id,
+        "state": value.state,
+        "processModelId": value.process_model_id,
+        "processInstanceId": value.process_instance_id,
+        "flowNodeId": value.flow_node_id,
+        "lane": value.lane,
+        "correlationId": value.correlation_id,
+        "token": value.token,
+    }
+    limits.check_counts((name, len(values)) for name, values in lists.items() if values)
     states = tuple(state.value for state in value.state) if value.state else ("suspended",)
     return domain.TaskFilter(
         states=states,
@@ -88,6 +104,7 @@ def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
 def to_sort(values: list[UserTaskSort] | None) -> tuple[domain.TaskSort, ...]:
     if not values:
         return domain.DEFAULT_SORT
+    limits.check_counts([("sort", len(values))])
     return tuple(
         domain.TaskSort(field=value.field, direction=value.direction, token_path=value.token_path) for value in values
     )

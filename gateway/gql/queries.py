@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from .. import limits
 from ..domain import TaskQuery
 from .context import Info
 from .inputs import UserTaskFilter, UserTaskSort, to_filter, to_sort
@@ -34,5 +35,6 @@ class Query:
     @strawberry.field(description="One task by id, in any state; null when there is none or you may not see it.")
     async def user_task(self, info: Info, id: strawberry.ID) -> UserTask | None:
         info.context.caller  # noqa: B018  (authenticate before the loader batches the call)
+        limits.check_task_id(str(id))  # an odd id is this field's BAD_REQUEST, not a failure of the whole batch
         task = await info.context.task_loader.load(str(id))
         return None if task is None else UserTask.from_domain(task)

@@ -1,9 +1,11 @@
 """JSON request bodies of the REST face: decoded strictly and checked against the contract's schemas.
 
-A body that is not JSON, not UTF-8, nested too deep, or does not fit its schema (missing or unknown members,
-wrong types, odd task ids, a ``result`` that is not an object) is a ``BAD_REQUEST`` problem whose ``problems``
-name each wrong part by JSON Pointer (``/items/2/id``). Whether a ``result`` object fits the task's form is the
-service's rule (``INVALID_TASK_RESULT``, 422), the same one GraphQL applies, so it is not checked here.
+A body that is not JSON, not UTF-8, nested deeper than ``MAX_DOCUMENT_DEPTH``, or does not fit its schema
+(missing or unknown members, wrong types) or the core's limits (:mod:`gateway.limits`: task ids, names, a
+``result`` nested too deep or too large) is a ``BAD_REQUEST`` problem whose ``problems`` name each wrong part by
+JSON Pointer (``/items/2/id``), the names the service gives the same problems in GraphQL. Whether a ``result``
+fits the task's form, including whether it is an object at all, is the service's rule (``INVALID_TASK_RESULT``,
+422), the same one GraphQL applies, so it is not checked here.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import limits
 from ..domain import FieldProblem
 from ..results import json_kind
-from .params import MAX_STRING_LENGTH, TASK_ID_RULE, is_task_id, json_value
 from .problems import RequestInvalid
 
 MISSING: Any = object()
@@ -31,7 +33,7 @@ def decode(raw: bytes, *, required: bool) -> Any:
     except UnicodeDecodeError as exc:
         raise RequestInvalid([FieldProblem("", f"The body is not UTF-8 text (byte {exc.start}).")]) from None
     try:
-        return json_value(text)
+        return limits.decode_json(text, max_depth=limits.MAX_DOCUMENT_DEPTH)
     except ValueError as exc:
         raise RequestInvalid([FieldProblem("", f"The body is not valid JSON: {exc}.")]) from None
 
@@ -63,8 +65,8 @@ class _Checker:
         if not isinstance(value, str):
             self.add(pointer, f"must be a string, not {json_kind(value)}.")
             return None
-        if not value or len(value) > MAX_STRING_LENGTH:
-            self.add(pointer, f"must be 1 to {MAX_STRING_LENGTH} characters long.")
+        if limits.string_problem(value) is not None:
+            self.add(pointer, f"must be 1 to {limits.MAX_STRING_LENGTH} characters long.")
             return None
         return value
 
@@ -72,16 +74,18 @@ class _Checker:
         if not isinstance(value, str):
             self.add(pointer, f"must be a task id (a string), not {json_kind(value)}.")
             return None
-        if not is_task_id(value):
-            self.add(pointer, f"is not a valid task id: ids are {TASK_ID_RULE}.")
+        if not limits.is_task_id(value):
+            self.add(pointer, f"is not a valid task id: ids are {limits.TASK_ID_RULE}.")
             return None
         return value
 
-    def result(self, value: Any, pointer: str) -> dict[str, Any] | None:
-        """A task result is a JSON object (its fit with the task's form is the service's rule)."""
-        if not isinstance(value, dict):
-            self.add(pointer, f"must be a JSON object of form field values, not {json_kind(value)}.")
-            return None
+    def result(self, value: Any, pointer: str) -> Any:
+        """A task result within the core's limits; whether it fits the form (an object of its fields) is the service's
+        rule, the same in GraphQL, so a non-object result is a 422 ``INVALID_TASK_RESULT``, not a 400 here."""
+        problem = limits.json_problem(value)
+        if problem is not None:
+            self.add(pointer, f"{problem}.")
+            return MISSING
         return value
 
     def array(self, value: Any, pointer: str) -> list[Any] | None:
@@ -149,8 +153,8 @@ def finish_batch(body: Any) -> tuple[tuple[str, Any], ...]:
             pointer = f"/items/{index}"
             if check.object(item, pointer, required=("id", "result")) and "id" in item:
                 task_id = check.task_id(item["id"], f"{pointer}/id")
-                result = check.result(item["result"], f"{pointer}/result") if "result" in item else None
-                if task_id is not None and result is not None:
+                result = check.result(item["result"], f"{pointer}/result") if "result" in item else MISSING
+                if task_id is not None and result is not MISSING:
                     items.append((task_id, result))
     check.done()
     return tuple(items)

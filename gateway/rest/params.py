@@ -18,22 +18,23 @@ Syntax (documented in openapi/openapi.yaml; the patterns below are the contract'
   previous page, valid only with the same filter and sort).
 
 Anything else is refused with a problem that names the parameter: unknown parameters, a scalar parameter given
-twice, wrong types, values outside the contract's patterns.
+twice, wrong types, values outside the contract's patterns. This module reads the URL's syntax only; the limits
+(list sizes, string lengths, the task id rule, token paths and values, sort keys, dates) are
+:mod:`gateway.limits`', the same for GraphQL, applied to the parsed query before it is answered, and their problems
+are reported together with the syntax's.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
+from .. import limits
 from ..domain import (
-    TASK_STATES,
     FieldProblem,
     SortDirection,
     SortField,
@@ -47,22 +48,23 @@ from .problems import RequestInvalid
 
 # -- the contract's patterns (ECMA-262 and Python alike; checked with re.search, as JSON Schema does) -----------
 
-TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
-TOKEN_PATH = r"[^.,:\x00-\x20]+(\.[^.,:\x00-\x20]+)*"
+TASK_ID_PATTERN = limits.TASK_ID_PATTERN
+TOKEN_PATH = limits.TOKEN_PATH
 TOKEN_PREDICATE_PATTERN = rf"^{TOKEN_PATH}:((eq|ne|gt|gte|lt|lte|in|contains):[\s\S]*|exists(:(true|false))?)$"
 SORT_KEY_PATTERN = rf"^-?(startedAt|name|processModelId|lane|reservedFor|token\.{TOKEN_PATH})$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 DATE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 
-MAX_STRING_LENGTH = 256
-MAX_LIST_ITEMS = 100
-MAX_TOKEN_PREDICATES = 20
-MAX_TOKEN_PREDICATE_LENGTH = 1000
-MAX_SORT_KEYS = 10
+# the limits are the core's (gateway.limits); these two are the URL's and the header's own syntax
+MAX_STRING_LENGTH = limits.MAX_STRING_LENGTH
+MAX_LIST_ITEMS = limits.MAX_LIST_ITEMS
+MAX_TOKEN_PREDICATES = limits.MAX_TOKEN_PREDICATES
+MAX_TOKEN_PREDICATE_LENGTH = limits.MAX_TOKEN_PREDICATE_LENGTH
+MAX_SORT_KEYS = limits.MAX_SORT_KEYS
+MAX_JSON_DEPTH = limits.MAX_JSON_DEPTH
 MAX_CURSOR_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_JSON_DEPTH = 32
 
 _TOKEN_PREDICATE = re.compile(
     rf"^(?P<path>{TOKEN_PATH}):(?:(?P<op>eq|ne|gt|gte|lt|lte|in|contains):(?P<value>[\s\S]*)"
@@ -97,23 +99,13 @@ def matches(pattern: str, value: str) -> bool:
     return re.search(pattern, value) is not None
 
 
-def is_task_id(value: str) -> bool:
-    return matches(TASK_ID_PATTERN, value)
+is_task_id = limits.is_task_id
+TASK_ID_RULE = limits.TASK_ID_RULE
+_quote = limits.quoted
 
 
-TASK_ID_RULE = "1 to 200 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
-
-
-def _quote(value: str, limit: int = 60) -> str:
-    return json.dumps(value if len(value) <= limit else value[:limit] + "…", ensure_ascii=False)
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[FieldProblem] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.items.append(FieldProblem(field=field, message=message))
+class _Problems(limits.Problems):
+    """The core's collector, raising the REST face's RequestInvalid (the same problem document)."""
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -128,58 +120,16 @@ def _unknown(query: QueryParams, known: frozenset[str], problems: _Problems) -> 
 
 
 def json_value(text: str) -> Any:
-    """Strict JSON (no NaN/Infinity, finite numbers, bounded depth); raises ValueError otherwise."""
-
-    def finite(raw: str) -> float:
-        number = float(raw)
-        if not math.isfinite(number):
-            raise ValueError(f"the number {raw} is too large")
-        return number
-
-    def constant(raw: str) -> Any:
-        raise ValueError(f"{raw} is not JSON")
-
-    try:
-        value = json.loads(text, parse_float=finite, parse_constant=constant)
-    except RecursionError:
-        raise ValueError(f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
-    problem = json_shape_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-def json_shape_problem(value: Any) -> str | None:
-    """Why a decoded JSON value cannot be used (too deep, a lone surrogate in a string), or None."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return f"it is nested deeper than {MAX_JSON_DEPTH} levels"
-        if isinstance(item, str):
-            if _has_surrogate(item):
-                return "a string contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if _has_surrogate(key):
-                    return "a key contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return None
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """Strict JSON, at most ``MAX_JSON_DEPTH`` deep (:func:`gateway.limits.decode_json`); ValueError otherwise."""
+    return limits.decode_json(text, max_depth=MAX_JSON_DEPTH)
 
 
 def _token_value(raw: str) -> Any:
+    """The value as JSON, else the text itself. JSON nested too deep stays JSON, so that the core refuses it as it
+    refuses the same value from GraphQL (instead of it silently becoming a string); ``raw`` is at most
+    ``MAX_TOKEN_PREDICATE_LENGTH`` characters, so it cannot nest deeper than that."""
     try:
-        return json_value(raw)
+        return limits.decode_json(raw, max_depth=MAX_TOKEN_PREDICATE_LENGTH)
     except ValueError:
         return raw
 
@@ -207,7 +157,10 @@ def parse_sort_key(raw: str) -> TaskSort | None:
     return TaskSort(_SORT_FIELDS[found["field"]], direction)
 
 
-def parse_date_time(raw: str) -> datetime | None:
+def parse_date_time(raw: str) -> datetime | str | None:
+    """The date-time (in UTC); None when it is not RFC 3339; the problem when it is but names no instant the gateway
+    takes (:data:`gateway.limits.DATE_RANGE_RULE`): a leap second past 9999-12-31T23:59:59Z is not an OverflowError.
+    """
     if not matches(DATE_TIME_PATTERN, raw):
         return None
     text = raw.strip().upper()
@@ -218,29 +171,13 @@ def parse_date_time(raw: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return value + timedelta(seconds=1) if leap else value
+    found = limits.utc(value, plus_seconds=1 if leap else 0)
+    return f"must be {limits.DATE_RANGE_RULE}" if found is None else found
 
 
-def _strings(
-    query: QueryParams, name: str, problems: _Problems, *, check: Callable[[str], str | None] | None = None
-) -> tuple[str, ...]:
-    values = query.getlist(name)
-    if len(values) > MAX_LIST_ITEMS:
-        problems.add(name, f"Query parameter '{name}' may be repeated at most {MAX_LIST_ITEMS} times.")
-        return ()
-    for value in values:
-        problem = check(value) if check else _string_problem(value)
-        if problem is not None:
-            problems.add(name, f"Query parameter '{name}' {problem}, not {_quote(value)}.")
-    return tuple(values)
-
-
-def _string_problem(value: str) -> str | None:
-    if not value:
-        return "must not be empty"
-    if len(value) > MAX_STRING_LENGTH:
-        return f"must be at most {MAX_STRING_LENGTH} characters"
-    return None
+def _strings(query: QueryParams, name: str) -> tuple[str, ...]:
+    """A repeated parameter's values; their number and form are the core's to check (:mod:`gateway.limits`)."""
+    return tuple(query.getlist(name))
 
 
 def _single(query: QueryParams, name: str, problems: _Problems) -> str | None:
@@ -256,20 +193,11 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
     problems = _Problems()
     _unknown(query, LIST_TASKS_PARAMETERS, problems)
 
-    ids = _strings(
-        query, "id", problems, check=lambda value: None if is_task_id(value) else f"must be a task id ({TASK_ID_RULE})"
-    )
-    states = _strings(
-        query,
-        "state",
-        problems,
-        check=lambda value: None if value in TASK_STATES else f"must be one of {', '.join(TASK_STATES)}",
-    )
-    lists = {field: _strings(query, name, problems) for name, field in _STRING_LISTS.items()}
+    ids = _strings(query, "id")
+    states = _strings(query, "state")
+    lists = {field: _strings(query, name) for name, field in _STRING_LISTS.items()}
 
     reserved_for = _single(query, "reservedFor", problems)
-    if reserved_for is not None and (problem := _string_problem(reserved_for)) is not None:
-        problems.add("reservedFor", f"Query parameter 'reservedFor' {problem}.")
 
     reserved: bool | None = None
     raw_reserved = _single(query, "reserved", problems)
@@ -284,8 +212,12 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
         raw = _single(query, name, problems)
         started[name] = None
         if raw is not None:
-            started[name] = parse_date_time(raw)
-            if started[name] is None:
+            moment = parse_date_time(raw)
+            if isinstance(moment, str):
+                problems.add(name, f"Query parameter '{name}' {moment}, not {_quote(raw)}.")
+            elif moment is not None:
+                started[name] = moment
+            else:
                 problems.add(
                     name,
                     f"Query parameter '{name}' must be an RFC 3339 date-time with a time zone, such as"
@@ -293,8 +225,6 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
                 )
 
     search = _single(query, "search", problems)
-    if search is not None and len(search) > MAX_STRING_LENGTH:
-        problems.add("search", f"Query parameter 'search' must be at most {MAX_STRING_LENGTH} characters.")
 
     predicates: list[TokenPredicate] = []
     raw_predicates = query.getlist("token")
@@ -343,7 +273,6 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
     if cursor is not None and (len(cursor) > MAX_CURSOR_LENGTH or not matches(CURSOR_PATTERN, cursor)):
         problems.add("cursor", "Query parameter 'cursor' is not a cursor this gateway issued; use a page's nextCursor.")
 
-    problems.raise_if_any()
     task_filter = TaskFilter(
         states=states or ("suspended",),
         ids=ids,
@@ -355,7 +284,13 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
         token=tuple(predicates),
         **lists,
     )
-    return TaskQuery(filter=task_filter, sort=tuple(sorts) or TaskQuery().sort, first=limit, after=cursor)
+    parsed = TaskQuery(filter=task_filter, sort=tuple(sorts) or TaskQuery().sort, first=limit, after=cursor)
+    try:
+        parsed = limits.validate_query(parsed, max_page_size=max_limit)
+    except limits.InvalidInput as exc:
+        problems.items.extend(exc.problems)  # reported together with the syntax's problems
+    problems.raise_if_any()
+    return parsed
 
 
 def task_id_of(raw: str) -> str:

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from .. import errors
 from ..domain import TASK_STATES, FieldProblem
 from ..idempotency import IdempotencyKeyReused
+from ..limits import InvalidInput
 
 log = logging.getLogger("gateway")
 
@@ -41,12 +42,15 @@ PROBLEM_JSON = "application/problem+json"
 # -- the REST face's own HTTP-level problems (code BAD_REQUEST, like the middleware's 413) ---------------------
 
 
-class RequestInvalid(errors.BadRequest):
-    """Malformed input with named parts: query parameters, headers or JSON Pointers into the body."""
+class RequestInvalid(InvalidInput):
+    """Malformed input with named parts: query parameters, headers or JSON Pointers into the body.
+
+    The REST face's own syntax errors; the service's :class:`~gateway.limits.InvalidInput` (the limits both faces
+    share) travels the same way, with ``problems``.
+    """
 
     def __init__(self, problems: Sequence[FieldProblem]) -> None:
-        super().__init__(" ".join(problem.message for problem in problems))
-        self.problems = tuple(problems)
+        super().__init__(problems)
 
 
 class RouteNotFound(errors.BadRequest):
@@ -153,7 +157,7 @@ def problem_body(error: errors.GatewayError, request_id: str) -> dict[str, Any]:
     if isinstance(error, errors.InvalidTaskResult):
         body["taskId"] = error.task_id
         body["problems"] = _field_problems(error.problems)
-    if isinstance(error, RequestInvalid):
+    if isinstance(error, InvalidInput):
         body["problems"] = _field_problems(error.problems)
     if isinstance(error, errors.EngineUnavailable):
         body["retryAfterSeconds"] = error.retry_after_seconds

@@ -374,3 +374,53 @@ async def test_a_batch_finish_costs_one_call_per_item_and_three_reads() -> None:
         [f"task-{n:05d}-next"] for n in range(20)
     ]
     assert engine.calls == 20 + 3
+
+
+# -- input limits (gateway.limits), applied before any engine call -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        (TaskQuery(filter=TaskFilter(token=(TokenPredicate("amount", TokenOp.GT, 1),) * 20_000)), "token"),
+        (TaskQuery(sort=(TaskSort(SortField.TOKEN, token_path="amount"),) * 300), "sort"),
+        (TaskQuery(filter=TaskFilter(ids=("x" * 70_000,))), "id"),
+        (TaskQuery(filter=TaskFilter(process_model_ids=("M" * 300,))), "processModelId"),
+        (TaskQuery(filter=TaskFilter(token=(TokenPredicate("a", TokenOp.EQ, float("inf")),))), "token"),
+    ],
+)
+async def test_a_query_over_a_limit_is_refused_before_the_engine_is_asked(query: TaskQuery, field: str) -> None:
+    engine = FakeEngine([make_task(n) for n in range(3)])
+    with pytest.raises(errors.BadRequest) as raised:
+        await service_for(engine).list_tasks(ALICE, query)
+    assert [problem.field for problem in raised.value.problems] == [field]  # type: ignore[attr-defined]
+    assert engine.calls == 0
+
+
+async def test_task_actions_refuse_odd_ids_and_oversized_results_before_the_engine_is_asked() -> None:
+    engine = FakeEngine([make_task(1)])
+    service = service_for(engine)
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    attempts = [
+        service.get_tasks(ALICE, ["a b"]),
+        service.reserve(ALICE, "x" * 201),
+        service.reserve(ALICE, "task-00001", owner_id=""),
+        service.cancel_reservation(ALICE, "../etc"),
+        service.finish(ALICE, "task-00001", {"deep": deep}),
+        service.finish_many(ALICE, [("task-00001", {}), ("a b", {})]),
+        service.reserve_many(ALICE, ["task-00001", "a b"]),
+    ]
+    for attempt in attempts:
+        with pytest.raises(errors.BadRequest):
+            await attempt
+    assert engine.calls == 0
+
+
+async def test_in_keeps_its_typed_equality_with_a_set_lookup() -> None:
+    tasks = [make_task(n, token={"v": value}) for n, value in enumerate([1, 1.0, True, "1", None, [1], {"a": 1}])]
+    service = service_for(FakeEngine(tasks))
+    predicate = TokenPredicate("v", TokenOp.IN, [1, [1], {"a": 1}, *range(2, 500)])
+    page = await service.list_tasks(ALICE, TaskQuery(first=50, filter=TaskFilter(token=(predicate,))))
+    assert [task.token["v"] for task in page.nodes] == [1, 1.0, [1], {"a": 1}]

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import errors
+from gateway import errors, limits
 from gateway.config import Settings
 from gateway.idempotency import IdempotencyKeyReused
 from gateway.middleware import too_large_body
@@ -105,6 +105,29 @@ def test_the_contracts_patterns_are_the_ones_the_code_checks() -> None:
     assert COMPONENTS["parameters"]["IdempotencyKey"]["schema"]["maxLength"] == params.MAX_IDEMPOTENCY_KEY_LENGTH
     assert COMPONENTS["parameters"]["Cursor"]["schema"]["maxLength"] == params.MAX_CURSOR_LENGTH
     assert COMPONENTS["schemas"]["FilterValue"]["maxLength"] == params.MAX_STRING_LENGTH
+
+
+def test_the_contracts_limits_are_the_cores() -> None:
+    """The numbers of gateway.limits (both faces' one source) are the ones the contract states."""
+    parameters = COMPONENTS["parameters"]
+    assert parameters["TokenFilter"]["schema"]["maxItems"] == limits.MAX_TOKEN_PREDICATES
+    assert parameters["TokenFilter"]["schema"]["items"]["maxLength"] == limits.MAX_TOKEN_PREDICATE_LENGTH
+    assert parameters["Sort"]["schema"]["maxItems"] == limits.MAX_SORT_KEYS
+    assert parameters["Sort"]["schema"]["items"]["maxLength"] == len("-token.") + limits.MAX_TOKEN_PATH_LENGTH
+    assert parameters["IdFilter"]["schema"]["maxItems"] == limits.MAX_LIST_ITEMS
+    assert COMPONENTS["schemas"]["FilterValues"]["maxItems"] == limits.MAX_LIST_ITEMS
+    assert COMPONENTS["schemas"]["FilterValue"]["maxLength"] == limits.MAX_STRING_LENGTH
+    assert COMPONENTS["schemas"]["TaskId"]["pattern"] == limits.TASK_ID_PATTERN
+    description = DOCUMENT["info"]["description"]
+    assert f"nested at most {limits.MAX_DOCUMENT_DEPTH} levels deep" in description
+    assert f"nested at most {limits.MAX_JSON_DEPTH} levels deep" in description
+    assert f"{limits.MAX_RESULT_WEIGHT:,} units" in description
+    listing = DOCUMENT["paths"]["/api/v1/user-tasks"]["get"]["description"]
+    assert f"at most {limits.MAX_ENGINE_FILTER_LENGTH} characters" in listing
+    # the REST face has no copies of its own
+    for name in ("MAX_STRING_LENGTH", "MAX_LIST_ITEMS", "MAX_TOKEN_PREDICATES", "MAX_SORT_KEYS", "MAX_JSON_DEPTH"):
+        assert getattr(params, name) is getattr(limits, name), name
+    assert params.TASK_ID_PATTERN is limits.TASK_ID_PATTERN
 
 
 def test_the_list_parameters_are_the_ones_the_code_takes() -> None:

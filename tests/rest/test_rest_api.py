@@ -56,6 +56,14 @@ def problem(response: httpx.Response, status: int, kind: str, code: str | None =
     return body
 
 
+def nested(depth: int) -> Any:
+    """A JSON value ``depth`` levels deep (a list in a list … in a list of 1)."""
+    value: Any = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -295,9 +303,9 @@ def test_unknown_routes_under_the_api_are_not_found_problems(api: httpx.Client) 
         (b"\xff\xfe", "not UTF-8"),
         (b'{"result": {"amount": NaN}}', "not valid JSON"),
         (b'{"result": {"amount": 1e999}}', "too large"),
-        (b'{"result": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+        (b'{"result": ' + b"[" * 40 + b"]" * 40 + b"}", "/result is nested deeper than 32 levels"),
+        (b'{"result": ' + b"[" * 70 + b"]" * 70 + b"}", "nested deeper than 64 levels"),
         (b'{"result": {"comment": "\\ud800"}}', "surrogate"),
-        (b'{"result": [1, 2]}', "/result must be a JSON object"),
         (b'{"result": {}, "comment": "x"}', "/comment is not allowed"),
         (b"{}", "/result is required"),
         (b"[]", "must be a JSON object"),
@@ -320,9 +328,10 @@ def test_bodies_that_are_not_what_the_route_takes_are_bad_requests(
         ("/user-tasks/batch/cancel-reservation", {"ids": [], "ownerId": "x"}, ["/ownerId"]),
         (
             "/user-tasks/batch/finish",
-            {"items": [{"id": "a"}, {"id": "b", "result": 1}]},
+            {"items": [{"id": "a"}, {"id": "b", "result": {"deep": nested(33)}}]},
             ["/items/0/result", "/items/1/result"],
         ),
+        ("/user-tasks/batch/finish", {"items": [{"id": "a b", "result": 1}]}, ["/items/0/id"]),
         ("/user-tasks/batch/finish", {"items": [{"id": "a", "result": {}, "x/y": 1}]}, ["/items/0/x~1y"]),
         ("/user-tasks/x/reservation", {"ownerId": 42}, ["/ownerId"]),
     ],
@@ -437,6 +446,11 @@ def test_finish_refusals_are_problems(engine: EngineServer, api: httpx.Client, a
     )
     assert invalid["taskId"] == task_id
     assert [item["field"] for item in invalid["problems"]] == ["approved", "priority"]
+
+    # a result that is not an object does not fit any form: the same 422 as in GraphQL (InvalidTaskResult)
+    not_object = problem(api.post(f"/user-tasks/{task_id}/finish", json={"result": [1, 2]}), 422, "invalid-task-result")
+    assert [item["field"] for item in not_object["problems"]] == [""]
+    assert "must be an object" in not_object["detail"]
 
     ok(api.post(f"/user-tasks/{task_id}/finish", json={"result": {"approved": True}}))
     again = problem(
