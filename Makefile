@@ -8,7 +8,7 @@ VENDOR_STAMP := gateway/static/vendor/manifest.json
 LOCKS := requirements/bootstrap.txt requirements/runtime.txt requirements/dev.txt
 COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes $(if $(UPGRADE),--upgrade)
 
-.PHONY: install lock lock-check run engine test test-slow lint bench clean
+.PHONY: install lock lock-check run engine test test-slow test-mini-racer lint bench clean
 
 install: $(STAMP) $(VENDOR_STAMP)
 
@@ -55,6 +55,10 @@ test: lock-check install lint
 
 test-slow: install
 	$(BIN)/pytest --run-slow
+
+# The JavaScript sandbox's tests against other mini-racer releases: `make test-mini-racer VERSIONS="0.12.4 0.13.2"`.
+test-mini-racer: install
+	bench/mini_racer_versions.sh $(VERSIONS)
 
 bench: install
 	$(BIN)/python -m bench
