@@ -37,6 +37,7 @@ class Settings:
     engine_timeout_seconds: float = 10.0
     cache_ttl_seconds: float = 2.0
     cache_max_entries: int = 10_000
+    cache_max_bytes: int = 67_108_864
     default_page_size: int = 20
     max_page_size: int = 100
     max_batch_size: int = 100
@@ -70,6 +71,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_ENGINE_TIMEOUT_SECONDS": "timeout of one engine call (10)",
     "GATEWAY_CACHE_TTL_SECONDS": "how long reads are cached; 0 turns the cache off (2)",
     "GATEWAY_CACHE_MAX_ENTRIES": "cache size (10000)",
+    "GATEWAY_CACHE_MAX_BYTES": "cache size in bytes, estimated; a value over half of it is not cached (67108864)",
     "GATEWAY_DEFAULT_PAGE_SIZE": "page size when `first`/`limit` is not given (20)",
     "GATEWAY_MAX_PAGE_SIZE": "largest page (100)",
     "GATEWAY_MAX_BATCH_SIZE": "most items in one batch mutation (100)",
@@ -172,6 +174,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_ttl_seconds=_parsed(env, "GATEWAY_CACHE_TTL_SECONDS", 2.0, _seconds, "seconds between 0 and 3600"),
         cache_max_entries=_parsed(
             env, "GATEWAY_CACHE_MAX_ENTRIES", 10_000, _integer(1, 10_000_000), "a positive integer"
+        ),
+        cache_max_bytes=_parsed(
+            env,
+            "GATEWAY_CACHE_MAX_BYTES",
+            67_108_864,
+            _integer(1_048_576, 68_719_476_736),
+            "bytes, from 1048576 (1 MiB) to 68719476736 (64 GiB)",
         ),
         default_page_size=_parsed(env, "GATEWAY_DEFAULT_PAGE_SIZE", 20, _integer(1, 10_000), "a positive integer"),
         max_page_size=_parsed(env, "GATEWAY_MAX_PAGE_SIZE", 100, _integer(1, 10_000), "a positive integer"),

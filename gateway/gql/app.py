@@ -7,20 +7,29 @@ GraphQL over HTTP, as the spec (and the ``graphql-http`` audit) has it:
   without a ``data`` key. Clients that accept only ``application/json`` keep the classic 200.
 - Transport errors strawberry answers in plain text (a body that is not JSON, a mutation over GET) come back as
   GraphQL errors with ``extensions.code``; a mutation over GET is 405 with ``Allow: POST``.
+- A body that is JSON but not an object (``42``, ``null``, ``"x"``) and JSON nested deeper than
+  ``MAX_REQUEST_JSON_DEPTH`` (body, GET ``variables``/``extensions``) are 400 ``BAD_REQUEST``, not 500s; the
+  depth is checked before ``json.loads`` recurses. Over WebSocket, such a message closes the connection (4400).
+- Documents and responses are remembered only while they are small (see :mod:`gateway.gql.limits`).
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
+import re
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from cross_web import HTTPException
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import NonJsonMessageReceived
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET
@@ -29,9 +38,14 @@ from ..errors import GatewayError
 from ..graphiql import OfflineGraphQL
 from .context import Context
 from .errors import request_error_code
-from .schema import build_schema
+from .limits import MAX_REQUEST_JSON_DEPTH, JSONTooDeep, decode_json
+from .schema import GatewaySchema, build_schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+NOT_AN_OBJECT = 'The request body must be a JSON object, such as {"query": "{ __typename }"}.'
+
+#: A JSON body whose first character (after white space) is not one of these is not an object (nor a batch).
+_OBJECT_OR_ARRAY_START = re.compile(rb"[ \t\r\n]*(?:[{\[]|$)")
 
 
 def wants_graphql_response(request: Request) -> bool:
@@ -39,15 +53,32 @@ def wants_graphql_response(request: Request) -> bool:
     return any(part.split(";")[0].strip() == GRAPHQL_RESPONSE_JSON for part in accept.split(","))
 
 
-@functools.lru_cache(maxsize=512)
-def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
-    """The type of the operation a document runs (None when it does not parse or names no single operation)."""
-    try:
-        document = parse(query, no_location=True, max_tokens=10_000)
-    except GraphQLError:
-        return None
-    operation = get_operation_ast(document, operation_name)
-    return None if operation is None else operation.operation
+def _response_key(query: str, variables: str, operation_name: str | None) -> bytes:
+    """A fixed-size key for a request's document, variables and operation name (none of them is kept)."""
+    digest = hashlib.sha256()
+    for part in (query, variables, operation_name or ""):
+        encoded = part.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.digest()
+
+
+class _LimitedWebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry's WebSocket adapter, closing with a reason when a message's JSON is nested too deeply.
+
+    The view's :meth:`GatewayGraphQL.decode_json` refuses such a message before decoding it; strawberry would close
+    with "WebSocket message must be valid JSON", which hides why. (Oversized messages never get here: the
+    middleware closes the connection with 1009.)
+    """
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        try:
+            async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+                yield message
+        except NonJsonMessageReceived as exc:
+            if not isinstance(exc.__cause__, JSONTooDeep):
+                raise
+            await self.close(4400, exc.__cause__.reason)
 
 
 class _SubResponse(Response):
@@ -57,6 +88,36 @@ class _SubResponse(Response):
 
 
 class GatewayGraphQL(OfflineGraphQL[Context, None]):
+    websocket_adapter_class = _LimitedWebSocketAdapter  # type: ignore[assignment]
+
+    def __init__(self, schema: GatewaySchema, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.documents = schema.documents
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Every JSON the view reads (bodies, GET parameters, WebSocket messages), depth-checked before decoding."""
+        return decode_json(data, max_depth=MAX_REQUEST_JSON_DEPTH)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except JSONTooDeep as exc:
+            raise HTTPException(400, exc.reason) from None
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
+        """strawberry's parsing, after refusing a JSON body that is not an object (strawberry would answer 500).
+
+        Only the first character is looked at: an object or array goes on to strawberry (which refuses arrays,
+        batching being off, and invalid JSON), anything else (``42``, ``null``, ``"x"``) is refused here.
+        """
+        if request.method == "POST":
+            content_type, _ = parse_content_type(request.content_type or "")
+            if "application/json" in content_type and not _OBJECT_OR_ARRAY_START.match(await request.get_body()):
+                raise HTTPException(400, NOT_AN_OBJECT)
+        return await super().parse_http_body(request)
+
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         state = request.app.state
         try:
@@ -90,8 +151,10 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
     ) -> ExecutionResult:
         """Identical queries of the same caller within the cache TTL answer from the read cache, unexecuted.
 
-        The key holds the caller, the document, its variables and the cache's generation, so any write through the
-        gateway ends the reuse (a caller always reads its own writes). Only answers without errors are kept.
+        The key holds the caller, a digest of the document, its variables and operation name, and the cache's
+        generation, so any write through the gateway ends the reuse (a caller always reads its own writes). Only
+        answers without errors are kept, and only for documents the document cache remembers (longer ones are
+        neither parsed twice nor kept).
         """
 
         async def execute() -> ExecutionResult:
@@ -104,11 +167,11 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
         if (
             isinstance(caller, GatewayError)
             or not query
-            or _operation_type(query, request_data.operation_name) is not OperationType.QUERY
+            or self.documents.operation_type(query, request_data.operation_name) is not OperationType.QUERY
         ):
             return await execute()
         variables = json.dumps(request_data.variables, sort_keys=True, default=str)
-        key = ("graphql-response", caller.cache_key, query, variables, request_data.operation_name)
+        key = ("graphql-response", caller.cache_key, _response_key(query, variables, request_data.operation_name))
         cache = request.app.state.cache
         return await cache.get_or_load(key, execute, keep=lambda result: not result.errors)
 
@@ -152,6 +215,7 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
 
 
 def graphql_app(*, max_depth: int, max_aliases: int, max_tokens: int) -> GatewayGraphQL:
+    """The GraphQL endpoint (HTTP and graphql-transport-ws) with these limits (see :mod:`gateway.gql.limits`)."""
     schema = build_schema(max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens)
     return GatewayGraphQL(
         schema,

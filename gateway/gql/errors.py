@@ -1,7 +1,8 @@
 """Errors in GraphQL results: every error carries ``extensions.code``; the unexpected ones are masked.
 
 - A :class:`~gateway.errors.GatewayError` keeps its message and gets its code (ENGINE_UNAVAILABLE, …).
-- Parse and validation errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit (depth, aliases, tokens) hit.
+- Parse and validation errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit hit (depth, aliases, tokens,
+  length, nesting, repetition, validation work: see :mod:`gateway.gql.limits`).
 - Anything else is masked as "Unexpected error." with the request id, and logged with its stack trace.
 """
 
@@ -17,7 +18,17 @@ from ..errors import EngineUnavailable, GatewayError
 
 log = logging.getLogger("gateway")
 
-LIMIT_MESSAGES = ("exceeds maximum operation depth", "aliases found", "contains more than", "tokens")
+#: Phrases of the limits' messages: graphql-core's parser ("contains more than N tokens/comments/code points",
+#: "nested too deeply"), its validation budget ("Validation aborted"), and the rules of gateway.gql.limits.
+LIMIT_MESSAGES = (
+    "exceeds maximum operation depth",
+    "aliases found",
+    "contains more than",
+    "tokens",
+    "in one selection set",
+    "nested too deeply",
+    "Validation aborted",
+)
 
 
 def request_error_code(message: str) -> str:
