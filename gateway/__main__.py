@@ -30,6 +30,7 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level,
         lifespan="on",
+        ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -114,7 +114,11 @@ def create_app(settings: Settings) -> Any:
             allow_anonymous=settings.allow_anonymous,
             audience=settings.jwt_audience,
         )
-        app.state.cache = ReadCache(ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries)
+        app.state.cache = ReadCache(
+            ttl_seconds=settings.cache_ttl_seconds,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+        )
         app.state.service = TaskService(
             ClientEngine(client),
             app.state.cache,

@@ -67,6 +67,9 @@ MAX_LIST_ITEMS = 100
 MAX_TOKEN_PREDICATES = 20
 MAX_TOKEN_PREDICATE_LENGTH = 1000
 MAX_TOKEN_PATH_LENGTH = MAX_TOKEN_PREDICATE_LENGTH
+#: A REST sort key, ``-`` included, as the contract bounds it (JSON Schema cannot make the bound depend on the
+#: optional ``-``): ``token.`` and a path of at most MAX_TOKEN_PATH_LENGTH, one less when descending.
+MAX_SORT_KEY_LENGTH = len("token.") + MAX_TOKEN_PATH_LENGTH
 MAX_SORT_KEYS = 10
 MAX_JSON_DEPTH = 32
 #: A whole request document (a REST body, GraphQL variables) may nest deeper than one value in it, by its envelope.
@@ -457,6 +460,7 @@ __all__ = [
     "MAX_LIST_ITEMS",
     "MAX_RESULT_WEIGHT",
     "MAX_SORT_KEYS",
+    "MAX_SORT_KEY_LENGTH",
     "MAX_STRING_LENGTH",
     "MAX_TOKEN_PATH_LENGTH",
     "MAX_TOKEN_PREDICATES",

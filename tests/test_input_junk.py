@@ -72,22 +72,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def masks_variable_errors(gateway: GatewayServer) -> bool:
-    """Whether gateway/gql/errors.py still masks GraphQL variable coercion errors as INTERNAL_SERVER_ERROR.
-
-    Those errors come before execution (no ``path``) and are the caller's (BAD_REQUEST); while the defect lasts,
-    such pathless INTERNAL_SERVER_ERRORs are tolerated here (test_limits has an xfail test that pins it). Once it
-    is fixed, this is False and every INTERNAL_SERVER_ERROR fails again.
-    """
-    answer = httpx.post(
-        gateway.graphql_url,
-        json={"query": "query($n: Int) { userTasks(first: $n) { totalCount } }", "variables": {"n": "ten"}},
-        timeout=TIMEOUT,
-    ).json()
-    return bool(answer["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR")
-
-
 # -- junk ----------------------------------------------------------------------------------------------------
 
 DIGITS = "0123456789²³¹¼١٢٣०१२３４೬𝟘"
@@ -249,7 +233,7 @@ def graphql_body(variables: dict[str, Any], query: str) -> bytes:
     return json.dumps({"query": query, "variables": variables}, ensure_ascii=True, allow_nan=True).encode()
 
 
-def check_graphql(gateway: GatewayServer, body: bytes, masks_variable_errors: bool) -> None:
+def check_graphql(gateway: GatewayServer, body: bytes) -> None:
     response = httpx.post(
         gateway.graphql_url, content=body, headers={"Content-Type": "application/json"}, timeout=TIMEOUT
     )
@@ -258,8 +242,6 @@ def check_graphql(gateway: GatewayServer, body: bytes, masks_variable_errors: bo
     for error in answer.get("errors") or ():
         code = (error.get("extensions") or {}).get("code")
         assert code is not None, error
-        if code == "INTERNAL_SERVER_ERROR" and masks_variable_errors and "path" not in error:
-            continue  # the known masking of variable errors (see masks_variable_errors)
         assert code in API_CODES, (code, error, body[:2000])
 
 
@@ -273,7 +255,7 @@ def check_rest(response: httpx.Response) -> None:
 # -- GraphQL -------------------------------------------------------------------------------------------------
 
 
-def _graphql_junk(gateway: GatewayServer, masks_variable_errors: bool, examples: int) -> None:
+def _graphql_junk(gateway: GatewayServer, examples: int) -> None:
     @settings(
         max_examples=examples,
         deadline=None,
@@ -283,19 +265,19 @@ def _graphql_junk(gateway: GatewayServer, masks_variable_errors: bool, examples:
     @given(request=graphql_requests())
     def run(request: tuple[str, dict[str, Any]]) -> None:
         query, variables = request
-        check_graphql(gateway, graphql_body(variables, query), masks_variable_errors)
+        check_graphql(gateway, graphql_body(variables, query))
 
     run()
 
 
-def test_graphql_arguments_take_junk(gateway: GatewayServer, masks_variable_errors: bool) -> None:
-    _graphql_junk(gateway, masks_variable_errors, FAST_EXAMPLES)
+def test_graphql_arguments_take_junk(gateway: GatewayServer) -> None:
+    _graphql_junk(gateway, FAST_EXAMPLES)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_graphql_arguments_take_junk_in_a_long_run(gateway: GatewayServer, masks_variable_errors: bool) -> None:
-    _graphql_junk(gateway, masks_variable_errors, SLOW_EXAMPLES)
+def test_graphql_arguments_take_junk_in_a_long_run(gateway: GatewayServer) -> None:
+    _graphql_junk(gateway, SLOW_EXAMPLES)
 
 
 LITERAL_SCALARS = {
@@ -308,7 +290,7 @@ LITERAL_SCALARS = {
 }
 
 
-def _graphql_documents(gateway: GatewayServer, masks_variable_errors: bool, examples: int) -> None:
+def _graphql_documents(gateway: GatewayServer, examples: int) -> None:
     documents = st.one_of(
         hypothesis_graphql.queries(SCHEMA, custom_scalars=LITERAL_SCALARS),
         hypothesis_graphql.mutations(SCHEMA, custom_scalars=LITERAL_SCALARS),
@@ -322,21 +304,19 @@ def _graphql_documents(gateway: GatewayServer, masks_variable_errors: bool, exam
     )
     @given(document=documents)
     def run(document: str) -> None:
-        check_graphql(gateway, graphql_body({}, document), masks_variable_errors)
+        check_graphql(gateway, graphql_body({}, document))
 
     run()
 
 
-def test_graphql_documents_take_junk_literals(gateway: GatewayServer, masks_variable_errors: bool) -> None:
-    _graphql_documents(gateway, masks_variable_errors, FAST_EXAMPLES)
+def test_graphql_documents_take_junk_literals(gateway: GatewayServer) -> None:
+    _graphql_documents(gateway, FAST_EXAMPLES)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_graphql_documents_take_junk_literals_in_a_long_run(
-    gateway: GatewayServer, masks_variable_errors: bool
-) -> None:
-    _graphql_documents(gateway, masks_variable_errors, SLOW_EXAMPLES // 2)
+def test_graphql_documents_take_junk_literals_in_a_long_run(gateway: GatewayServer) -> None:
+    _graphql_documents(gateway, SLOW_EXAMPLES // 2)
 
 
 # -- REST ----------------------------------------------------------------------------------------------------

@@ -26,8 +26,14 @@ class Context:
     task_loader: DataLoader[str, UserTask | None] = field(init=False)
 
     def __post_init__(self) -> None:
+        # The loader captures the service and the caller, not the context: a closure over ``self`` would make every
+        # request's context, request and body a reference cycle that waits for the garbage collector.
+        service, caller_or_error = self.service, self.caller_or_error
+
         async def load(ids: Sequence[str]) -> list[UserTask | None]:
-            return await self.service.get_tasks(self.caller, list(ids))
+            if isinstance(caller_or_error, GatewayError):
+                raise caller_or_error
+            return await service.get_tasks(caller_or_error, list(ids))
 
         self.task_loader = DataLoader(load_fn=load)
 

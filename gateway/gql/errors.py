@@ -1,7 +1,7 @@
 """Errors in GraphQL results: every error carries ``extensions.code``; the unexpected ones are masked.
 
 - A :class:`~gateway.errors.GatewayError` keeps its message and gets its code (ENGINE_UNAVAILABLE, …).
-- Parse and validation errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit hit (depth, aliases, tokens,
+- Parse, validation and variable errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit hit (depth, aliases, tokens,
   length, nesting, repetition, validation work: see :mod:`gateway.gql.limits`).
 - Anything else is masked as "Unexpected error." with the request id, and logged with its stack trace.
 """
@@ -44,7 +44,9 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
         if isinstance(original, EngineUnavailable):
             extensions["retryAfterSeconds"] = original.retry_after_seconds
         return _copy(error, original.message, extensions)
-    if original is None:
+    if original is None or (error.path is None and isinstance(original, GraphQLError | ValueError | TypeError)):
+        # Before execution (no path): the document or its variables are wrong. Variable coercion errors carry the
+        # scalar's own GraphQLError/ValueError/TypeError as original_error; they are the caller's, not ours.
         extensions.setdefault("code", request_error_code(error.message))
         return _copy(error, error.message, extensions)
     log.error(

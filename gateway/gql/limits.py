@@ -62,15 +62,14 @@ from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-# The REST face's limit on one JSON value; the shared limits are moving to a core module (then import from there).
-from ..rest.params import MAX_JSON_DEPTH
+from ..limits import MAX_DOCUMENT_DEPTH
 from .errors import classify
 
 # -- the numbers ---------------------------------------------------------------------------------------------
 
 #: A request's JSON (body, ``variables``, a WebSocket message) may nest one JSON value plus its envelope
-#: (``{"variables": {"items": [{"result": …}]}}``), so twice the limit of one value.
-MAX_REQUEST_JSON_DEPTH = 2 * MAX_JSON_DEPTH
+#: (``{"variables": {"items": [{"result": …}]}}``): the core's limit for whole documents, as REST bodies have it.
+MAX_REQUEST_JSON_DEPTH = MAX_DOCUMENT_DEPTH
 #: Longest document, per allowed token: real documents average well under 10 characters per token. Refusing a
 #: longer one before lexing matters because graphql-core lexes in Python, about 0.1-0.4 s per MB of comments,
 #: whitespace or string, which would block the event loop for every caller.

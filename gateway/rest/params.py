@@ -248,13 +248,13 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
         problems.add("sort", f"Query parameter 'sort' takes at most {MAX_SORT_KEYS} keys.")
     else:
         for raw in raw_keys:
-            sort = parse_sort_key(raw)
+            sort = parse_sort_key(raw) if len(raw) <= limits.MAX_SORT_KEY_LENGTH else None
             if sort is None:
                 problems.add(
                     "sort",
                     "Query parameter 'sort' takes comma-separated keys (startedAt, name, processModelId, lane,"
-                    " reservedFor, token.<path>), each optionally prefixed with '-' for descending;"
-                    f" not {_quote(raw)}.",
+                    " reservedFor, token.<path>), each optionally prefixed with '-' for descending, at most"
+                    f" {limits.MAX_SORT_KEY_LENGTH} characters; not {_quote(raw)}.",
                 )
             else:
                 sorts.append(sort)

@@ -7,22 +7,10 @@ import logging
 
 import pytest
 from graphql import GraphQLError
-from strawberry.extensions.validation_cache import _get_validate_cache
 
 from gateway import errors
 from gateway.gql.errors import classify
 from gateway.gql.schema import build_schema
-
-
-def test_validation_is_cached_across_requests_with_the_limits_on() -> None:
-    schema = build_schema(max_depth=5, max_aliases=5, max_tokens=500)
-    cache = _get_validate_cache(256)
-    query = "{ userTasks(first: 1) { totalCount } }"
-    asyncio.run(schema.execute(query))
-    before = cache.cache_info().hits
-    asyncio.run(schema.execute(query))
-    asyncio.run(schema.execute(query))
-    assert cache.cache_info().hits == before + 2
 
 
 def test_a_gateway_error_keeps_its_message_and_gets_its_code() -> None:
@@ -45,6 +33,15 @@ def test_limit_errors_are_query_too_complex() -> None:
     classified = classify(GraphQLError("'q' exceeds maximum operation depth of 3"), "r")
     assert classified.extensions == {"code": "QUERY_TOO_COMPLEX"}
     assert classify(GraphQLError("Cannot query field 'x'"), "r").extensions == {"code": "BAD_REQUEST"}
+
+
+def test_a_variable_of_the_wrong_type_is_the_callers_error_not_ours() -> None:
+    """graphql-core wraps the scalar's own error as original_error of a pathless error: still BAD_REQUEST."""
+    message = "Variable '$n' got invalid value 'ten'; Int cannot represent non-integer value: 'ten'"
+    error = GraphQLError(message, original_error=GraphQLError("Int cannot represent non-integer value: 'ten'"))
+    classified = classify(error, "r")
+    assert classified.message == message
+    assert classified.extensions == {"code": "BAD_REQUEST"}
 
 
 def test_a_batch_item_that_fails_outside_the_task_is_action_failed_and_hides_nothing() -> None:

@@ -478,11 +478,6 @@ def test_a_result_nested_900_deep_is_a_bad_request_in_graphql(gateway: GatewaySe
     assert error["extensions"]["code"] == BAD
 
 
-@pytest.mark.xfail(
-    reason="gateway/gql/app.py decodes the HTTP body with strawberry's json.loads, whose RecursionError is a"
-    " plain-text 500; it should decode with gateway.limits.decode_json (not this change's file)",
-    strict=False,
-)
 def test_a_result_nested_5000_deep_is_a_bad_request_in_graphql(gateway: GatewayServer) -> None:
     body = '{"query": ' + json.dumps(FINISH) + ', "variables": {"id": "x", "result": ' + "[" * 5000 + "]" * 5000 + "}}"
     response = while_healthy(
@@ -495,11 +490,6 @@ def test_a_result_nested_5000_deep_is_a_bad_request_in_graphql(gateway: GatewayS
     assert response.json()["errors"][0]["extensions"]["code"] == BAD
 
 
-@pytest.mark.xfail(
-    reason="gateway/gql/errors.py masks variable coercion errors (their original_error is a GraphQLError) as"
-    " INTERNAL_SERVER_ERROR; they are request errors, BAD_REQUEST (not this change's file)",
-    strict=False,
-)
 @pytest.mark.parametrize(
     "variables", [{"n": "ten"}, {"n": 2**40}, {"f": {"startedAfter": "yesterday"}}, {"f": {"state": ["NOPE"]}}]
 )

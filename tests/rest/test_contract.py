@@ -113,7 +113,7 @@ def test_the_contracts_limits_are_the_cores() -> None:
     assert parameters["TokenFilter"]["schema"]["maxItems"] == limits.MAX_TOKEN_PREDICATES
     assert parameters["TokenFilter"]["schema"]["items"]["maxLength"] == limits.MAX_TOKEN_PREDICATE_LENGTH
     assert parameters["Sort"]["schema"]["maxItems"] == limits.MAX_SORT_KEYS
-    assert parameters["Sort"]["schema"]["items"]["maxLength"] == len("-token.") + limits.MAX_TOKEN_PATH_LENGTH
+    assert parameters["Sort"]["schema"]["items"]["maxLength"] == limits.MAX_SORT_KEY_LENGTH
     assert parameters["IdFilter"]["schema"]["maxItems"] == limits.MAX_LIST_ITEMS
     assert COMPONENTS["schemas"]["FilterValues"]["maxItems"] == limits.MAX_LIST_ITEMS
     assert COMPONENTS["schemas"]["FilterValue"]["maxLength"] == limits.MAX_STRING_LENGTH
