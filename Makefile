@@ -1,7 +1,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# MINI_RACER=0.12.4 (make variable or environment) installs that mini-racer release over the locked one, to run the
+# whole suite against it (`MINI_RACER=0.12.4 bash .ci/run`); the stamp names it, so dropping it syncs back.
+STAMP := $(VENV)/.installed$(if $(MINI_RACER),-mini-racer-$(MINI_RACER))
 NODE_STAMP := node_modules/.package-lock.json
 VENDOR_STAMP := gateway/static/vendor/manifest.json
 
@@ -18,6 +20,8 @@ $(STAMP): pyproject.toml $(LOCKS) | lock-check
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(if $(MINI_RACER),$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps mini-racer==$(MINI_RACER))
+	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 
 # Fails when pyproject.toml lists other dependencies than the locks were compiled from.
