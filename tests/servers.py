@@ -224,3 +224,19 @@ class GatewayServer(ServerProcess):
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+def gateway_with_embedded_engine(
+    workdir: Path, *, engine_port: int = 0, demo: bool = False, **env: str
+) -> GatewayServer:
+    """A gateway as `make run` starts it: no engine URL, so it starts (and supervises) its own embedded engine.
+
+    The engine keeps its data in ``workdir/engine``; ``engine_port`` 0 takes any free port. Not started yet.
+    """
+    settings = {
+        "GATEWAY_EMBEDDED_ENGINE_PORT": str(engine_port),
+        "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(workdir / "engine"),
+        **({"GATEWAY_EMBEDDED_ENGINE_DEMO": "true"} if demo else {}),
+        **env,
+    }
+    return GatewayServer(engine_url=None, workdir=workdir, env=settings)

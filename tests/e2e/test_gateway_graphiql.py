@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser import chromium_page
-from tests.servers import GatewayServer
+from tests.servers import GatewayServer, gateway_with_embedded_engine
 
 pytestmark = pytest.mark.browser
 
@@ -19,15 +19,7 @@ QUERY = "{ userTasks(first: 10) { totalCount nodes { name processModelId token }
 @pytest.fixture
 def demo_gateway(tmp_path: Path) -> Iterator[GatewayServer]:
     """The gateway as `make run` starts it: no engine URL, so it starts the embedded engine with demo data."""
-    gateway = GatewayServer(
-        engine_url=None,
-        workdir=tmp_path,
-        env={
-            "GATEWAY_EMBEDDED_ENGINE_PORT": "0",
-            "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(tmp_path / "engine"),
-            "GATEWAY_EMBEDDED_ENGINE_DEMO": "true",
-        },
-    ).start()
+    gateway = gateway_with_embedded_engine(tmp_path, demo=True).start()
     yield gateway
     gateway.stop()
 

@@ -8,19 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import GatewayServer, free_port, port_is_closed
+from tests.servers import GatewayServer, free_port, gateway_with_embedded_engine, port_is_closed
 
 
 def test_the_embedded_engine_stops_when_the_gateway_is_killed(tmp_path: Path) -> None:
     engine_port = free_port()
-    gateway = GatewayServer(
-        engine_url=None,
-        workdir=tmp_path,
-        env={
-            "GATEWAY_EMBEDDED_ENGINE_PORT": str(engine_port),
-            "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(tmp_path / "engine"),
-        },
-    ).start()
+    gateway = gateway_with_embedded_engine(tmp_path, engine_port=engine_port).start()
     assert httpx.get(f"http://127.0.0.1:{engine_port}/atlas_engine/api/v1/info").status_code == 200
     gateway.kill()  # SIGKILL: no lifespan shutdown runs
     for _attempt in range(100):  # the engine checks its parent once a second

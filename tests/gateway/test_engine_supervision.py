@@ -23,7 +23,7 @@ import pytest
 
 from gateway.config import SettingsError
 from gateway.embedded import Backoff, ChildProcess, Supervisor, describe_exit
-from tests.servers import API, DUMMY_TOKEN, GatewayServer, free_port, port_is_closed
+from tests.servers import API, DUMMY_TOKEN, GatewayServer, free_port, gateway_with_embedded_engine, port_is_closed
 
 # -- the supervisor with fake processes ------------------------------------------------------------------------
 
@@ -351,16 +351,7 @@ def embedded_gateway(tmp_path: Path) -> Iterator[GatewayServer]:
 
     No cache, so that every answer after a restart comes from the restarted engine and not from before the kill.
     """
-    gateway = GatewayServer(
-        engine_url=None,
-        workdir=tmp_path,
-        env={
-            "GATEWAY_EMBEDDED_ENGINE_PORT": "0",
-            "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(tmp_path / "engine"),
-            "GATEWAY_EMBEDDED_ENGINE_DEMO": "true",
-            "GATEWAY_CACHE_TTL_SECONDS": "0",
-        },
-    ).start()
+    gateway = gateway_with_embedded_engine(tmp_path, demo=True, GATEWAY_CACHE_TTL_SECONDS="0").start()
     yield gateway
     gateway.stop()
 
@@ -440,14 +431,7 @@ def test_a_port_taken_while_the_engine_is_down_is_retried_until_it_is_free(embed
 
 def test_sigterm_to_the_gateway_stops_its_engine_without_a_restart(tmp_path: Path) -> None:
     engine_port = free_port()
-    gateway = GatewayServer(
-        engine_url=None,
-        workdir=tmp_path,
-        env={
-            "GATEWAY_EMBEDDED_ENGINE_PORT": str(engine_port),
-            "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(tmp_path / "engine"),
-        },
-    ).start()
+    gateway = gateway_with_embedded_engine(tmp_path, engine_port=engine_port).start()
     engine = the_engine_child(gateway)
     assert engines_on(tmp_path / "engine") == [engine]
     gateway.stop()  # SIGTERM: the lifespan stops the supervisor, then the engine
@@ -474,11 +458,7 @@ def test_ctrl_c_in_the_terminal_stops_the_gateway_and_then_its_engine(
         return popen(*args, process_group=0, **kwargs)  # the gateway leads a group, as a shell's job would
 
     monkeypatch.setattr(subprocess, "Popen", in_own_process_group)
-    gateway = GatewayServer(
-        engine_url=None,
-        workdir=tmp_path,
-        env={"GATEWAY_EMBEDDED_ENGINE_PORT": "0", "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(tmp_path / "engine")},
-    ).start()
+    gateway = gateway_with_embedded_engine(tmp_path).start()
     monkeypatch.undo()
     assert gateway.process is not None
     engine = the_engine_child(gateway)
