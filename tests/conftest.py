@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import REPO, EngineServer, GatewayServer
+from tests.servers import REPO, EngineServer, GatewayServer, gateway_in_front_of
 
 EXAMPLES = REPO / "examples" / "processes"
 SHARED_PROCESSES = REPO.parent / "shared" / "processes"
@@ -69,11 +69,7 @@ def gateway_factory(tmp_path: Path, approval_engine: EngineServer) -> Iterator[C
     started: list[GatewayServer] = []
 
     def factory(**env: Any) -> GatewayServer:
-        gateway = GatewayServer(
-            engine_url=approval_engine.url,
-            workdir=tmp_path / f"gateway-{len(started)}",
-            env={"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}},
-        ).start()
+        gateway = gateway_in_front_of(approval_engine.url, tmp_path / f"gateway-{len(started)}", **env).start()
         started.append(gateway)
         return gateway
 

@@ -240,3 +240,13 @@ def gateway_with_embedded_engine(
         **env,
     }
     return GatewayServer(engine_url=None, workdir=workdir, env=settings)
+
+
+def gateway_in_front_of(engine_url: str, workdir: Path, **env: object) -> GatewayServer:
+    """A gateway pointed at a running engine, anonymous callers allowed (as with the embedded engine's defaults).
+
+    ``env`` adds or overrides settings: ``gateway_in_front_of(engine.url, tmp, GATEWAY_MAX_BODY_BYTES=2048)``.
+    Not started yet.
+    """
+    settings = {"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}}
+    return GatewayServer(engine_url=engine_url, workdir=workdir, env=settings)

@@ -32,7 +32,7 @@ from hypothesis_graphql import nodes
 from gateway.gql.schema import default_schema
 from gateway.rest.params import LIST_TASKS_PARAMETERS
 from tests.conftest import EXAMPLES
-from tests.servers import EngineServer, GatewayServer
+from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
 FAST_EXAMPLES = 150  # per test: about a minute in all, with the servers' start
 SLOW_EXAMPLES = 2_000
@@ -63,9 +63,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]
             engine.deploy_file(path)
         for amount in (1, 2, 1500):
             engine.start_instance("ApprovalProcess", {"amount": amount, "items": [1, {"a": None}], "²": "x"})
-        server = GatewayServer(
-            engine_url=engine.url, workdir=root / "gateway", env={"GATEWAY_ALLOW_ANONYMOUS": "true"}
-        ).start()
+        server = gateway_in_front_of(engine.url, root / "gateway").start()
         try:
             yield server
         finally:

@@ -24,7 +24,7 @@ from gateway import limits
 from gateway.domain import SortField, TaskFilter, TaskQuery, TaskSort, TokenOp, TokenPredicate
 from gateway.tokens import MISSING, token_value
 from tests.conftest import EXAMPLES
-from tests.servers import EngineServer, GatewayServer
+from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
 TIMEOUT = 10.0
 
@@ -116,9 +116,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EngineSe
     with EngineServer(data_dir=root / "engine") as engine:
         for path in sorted(EXAMPLES.glob("*.bpmn")):
             engine.deploy_file(path)
-        gateway = GatewayServer(
-            engine_url=engine.url, workdir=root / "gateway", env={"GATEWAY_ALLOW_ANONYMOUS": "true"}
-        ).start()
+        gateway = gateway_in_front_of(engine.url, root / "gateway").start()
         try:
             yield engine, gateway
         finally:

@@ -21,7 +21,7 @@ import pytest
 
 from gateway.gql import limits
 from gateway.gql.schema import build_schema
-from tests.servers import EngineServer, GatewayServer
+from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
 ATTACK_TIMEOUT = 20.0
 HEALTH_TIMEOUT = 5.0
@@ -47,11 +47,7 @@ def start_gateway(module_engine: EngineServer, tmp_path_factory: pytest.TempPath
     started: list[GatewayServer] = []
 
     def start(**env: Any) -> GatewayServer:
-        gateway = GatewayServer(
-            engine_url=module_engine.url,
-            workdir=tmp_path_factory.mktemp("gateway"),
-            env={"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}},
-        ).start()
+        gateway = gateway_in_front_of(module_engine.url, tmp_path_factory.mktemp("gateway"), **env).start()
         started.append(gateway)
         return gateway
 

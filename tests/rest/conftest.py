@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.servers import EngineServer, GatewayServer
+from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
 
 def deploy_examples(engine: EngineServer) -> EngineServer:
@@ -32,11 +32,7 @@ def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSe
 
 @pytest.fixture(scope="module")
 def shared_gateway(tmp_path_factory: pytest.TempPathFactory, shared_engine: EngineServer) -> Iterator[GatewayServer]:
-    gateway = GatewayServer(
-        engine_url=shared_engine.url,
-        workdir=tmp_path_factory.mktemp("rest-gateway"),
-        env={"GATEWAY_ALLOW_ANONYMOUS": "true"},
-    ).start()
+    gateway = gateway_in_front_of(shared_engine.url, tmp_path_factory.mktemp("rest-gateway")).start()
     yield gateway
     gateway.stop()
 

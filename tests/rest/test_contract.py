@@ -30,7 +30,7 @@ from gateway.rest import params
 from gateway.rest.openapi import OPENAPI_FILE, load_document
 from gateway.rest.problems import PROBLEM_BASE, PROBLEM_TYPES, InternalError, PayloadTooLarge
 from tests.rest.conftest import deploy_examples
-from tests.servers import REPO, EngineServer, GatewayServer
+from tests.servers import REPO, EngineServer, GatewayServer, gateway_in_front_of
 
 FAST_BUDGET_SECONDS = 40
 SLOW_BUDGET_SECONDS = 600
@@ -191,9 +191,7 @@ def demo_gateway(tmp_path: Path) -> Iterator[GatewayServer]:
         for model in ("LeaveRequest", "OnboardingProcess"):
             for _ in range(4):
                 engine.start_instance(model, {"requestedBy": "demo"})
-        gateway = GatewayServer(
-            engine_url=engine.url, workdir=tmp_path / "gateway", env={"GATEWAY_ALLOW_ANONYMOUS": "true"}
-        ).start()
+        gateway = gateway_in_front_of(engine.url, tmp_path / "gateway").start()
         try:
             yield gateway
         finally:
