@@ -5,7 +5,7 @@
 #
 # Why: the sandbox must hold whatever mini-racer does wrong, and mini-racer's behaviour changes between releases
 # (the in-process design segfaulted with 0.12.4 to 0.14.1). This runs tests/embedded_engine/test_js.py,
-# test_bpmn.py and test_hostile_models.py once per version.
+# the BPMN tests (tests/embedded_engine/bpmn/) and test_hostile_models.py once per version.
 #
 # How: a venv per version in .data/mini-racer-VERSION (git-ignored) that holds only that mini-racer; everything
 # else (the project, pytest, SpiffWorkflow, ...) comes from the project's .venv through a .pth file, so a version
@@ -27,7 +27,7 @@ if [ ! -x "$project_python" ]; then
 fi
 base_python=$("$project_python" -c 'import os, sys; print(os.path.join(sys.base_prefix, "bin", "python3"))')
 project_site=$("$project_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-tests=(tests/embedded_engine/test_js.py tests/embedded_engine/test_bpmn.py tests/embedded_engine/test_hostile_models.py)
+tests=(tests/embedded_engine/test_js.py tests/embedded_engine/bpmn tests/embedded_engine/test_hostile_models.py)
 loaded='import importlib.metadata, py_mini_racer; print(importlib.metadata.version("mini-racer"), py_mini_racer.__file__)'
 
 mkdir -p .data

@@ -52,9 +52,9 @@ def is_seeded(data_dir: Path, tasks: int) -> bool:
 
 
 async def _seed(data_dir: Path, tasks: int) -> None:
-    from embedded_engine.authority import ANONYMOUS_IDENTITY
     from embedded_engine.core import EngineCore
     from embedded_engine.events import EventBus
+    from embedded_engine.identity import ANONYMOUS_IDENTITY
     from embedded_engine.store import Store
 
     store = Store(data_dir / "engine.sqlite3")

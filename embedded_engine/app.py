@@ -8,7 +8,6 @@ JSON. Every error leaves in the engine's serialized error shape (see errors.py),
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,17 +16,17 @@ from typing import Any
 
 import socketio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from . import __name__ as package_name
-from .authority import AuthError, Authority, ClientRecord, Identity, IdentityResolver
+from .authority import AuthError, Authority, ClientRecord
 from .core import FLOW_NODE_STATES, PROCESS_STATES, EngineCore
-from .errors import EngineHttpError, engine_error_response
+from .errors import EXCEPTION_HANDLERS, EngineHttpError
 from .events import EventBus, create_socketio_server, long_polling_routes
+from .identity import Identity, IdentityResolver
 from .store import (
     FLOW_NODE_FILTER_COLUMNS,
     FLOW_NODE_SORT_COLUMNS,
@@ -35,8 +34,6 @@ from .store import (
     FlowNodeQuery,
     Store,
 )
-
-log = logging.getLogger("embedded_engine")
 
 API_PREFIX = "/atlas_engine/api/v1"
 ENGINE_VERSION = "17.0.0-embedded"
@@ -281,30 +278,6 @@ class EngineApp:
         self.store.close()
 
 
-async def _engine_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, EngineHttpError)
-    return engine_error_response(exc.status, exc.message, additional_information=exc.additional_information)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"No route {request.method} {request.url.path}."
-    elif exc.status_code == 405:
-        message = f"Method {request.method} is not allowed on {request.url.path}."
-    else:
-        message = str(exc.detail)
-    response = engine_error_response(exc.status_code, message)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return engine_error_response(500, "An unexpected error occurred in the engine; it has been logged.")
-
-
 def create_app(
     settings: EngineSettings, *, on_startup: Callable[[EngineApp], Awaitable[None]] | None = None
 ) -> ASGIApp:
@@ -322,11 +295,7 @@ def create_app(
 
     starlette_app = Starlette(
         routes=engine.routes(),
-        exception_handlers={
-            EngineHttpError: _engine_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     starlette_app.state.engine = engine

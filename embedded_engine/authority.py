@@ -1,4 +1,4 @@
-"""An OAuth 2.0 / OpenID Connect authority inside the embedded engine, and the engine's token verification.
+"""An OAuth 2.0 / OpenID Connect authority inside the embedded engine, and the verification of its tokens.
 
 A real ProcessCube installation has its own authority (ProcessCube Authority, an OIDC server on port 11560)
 that issues JWTs to clients with the *client credentials* grant; the engine verifies them and reads scopes and
@@ -16,16 +16,8 @@ HTTP, real discovery and real RS256 signatures, exactly as it would in productio
 Tokens are RS256 JWTs (header ``typ: at+jwt`` and ``kid``, RFC 9068) with ``iss``, ``sub``, ``aud``
 (``"engine"``), ``iat``, ``nbf``, ``exp``, ``jti``, ``client_id``, ``scope`` (space-separated) and the
 client's claims as top-level claims. The 2048-bit RSA key is created on first start and kept in ``key_file``
-(mode 0600), so tokens and the JWKS survive a restart.
-
-Scopes and lanes, as the real engine understands them:
-
-- ``engine_read`` / ``engine_write``: read, and change (reserve, finish…) engine data.
-- ``engine_admin`` (our choice of name): root access. An admin sees every lane. The anonymous identity (the
-  "dummy token", accepted only when anonymous access is allowed) is root too, as in ProcessCube's
-  ``allowAnonymousRootAccess``.
-- A lane is visible to an identity that carries a claim named exactly like the lane with a truthy value
-  (``"true"``, ``true``, any non-empty string other than ``"false"``/``"0"``/``"no"``/``"off"``).
+(mode 0600), so tokens and the JWKS survive a restart. :meth:`Authority.verify` checks a token; what its scopes
+and claims allow a caller to do is :mod:`embedded_engine.identity`'s business.
 
 Development clients (:data:`DEFAULT_CLIENTS`, used when no clients file is configured; never use them in
 production, the secrets are public):
@@ -42,8 +34,9 @@ carol             carol-secret    engine_read                            – (no
 ================  ==============  =====================================  =================================
 
 Each client's ``sub`` (the user id in its tokens) equals its ``client_id``.
-``user-task-worker``/``secret-key`` is the seed's example client. The lane names ``Geschäftsführung`` and
-``Controlling`` are the lanes of the 5Minds sample model ``2_Rechnungserstellung_soll.bpmn``; ``Approver`` and
+``user-task-worker``/``secret-key`` is the client of the authentication example (``examples/seed/09_auth.py``).
+The lane names ``Geschäftsführung`` and ``Controlling`` are the lanes of the 5Minds sample model
+``2_Rechnungserstellung_soll.bpmn`` (an invoicing process in 5minds/ProcessCube.AppTemplate); ``Approver`` and
 ``Clerk`` are short names for your own models. All lane claims have the value ``"true"``.
 
 A clients file (:func:`load_clients`) is a JSON list of
@@ -67,7 +60,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -79,30 +71,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 __all__ = [
-    "ADMIN_SCOPE",
-    "ANONYMOUS_IDENTITY",
     "DEFAULT_AUDIENCE",
     "DEFAULT_CLIENTS",
-    "DUMMY_TOKEN",
-    "DUMMY_USER_ID",
-    "ENGINE_SCOPES",
     "RESERVED_CLAIMS",
     "AuthError",
     "Authority",
     "ClientRecord",
-    "Identity",
-    "IdentityResolver",
     "load_clients",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: The anonymous "dummy token": base64 of ``dummy_token``. Accepted only where anonymous access is allowed.
-DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
-DUMMY_USER_ID = "dummy_token"
-
-ADMIN_SCOPE = "engine_admin"
-ENGINE_SCOPES = ("engine_read", "engine_write", ADMIN_SCOPE)
 DEFAULT_AUDIENCE = "engine"
 
 #: Registered claims the authority sets itself: a client's claims may not use these names, and they never
@@ -115,7 +94,6 @@ _LEEWAY_SECONDS = 30
 _MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_FALSY_STRINGS = frozenset({"", "false", "0", "no", "off"})
 
 
 class AuthError(Exception):
@@ -565,107 +543,3 @@ class Authority:
             raise _TokenError("invalid_client", "malformed HTTP Basic credentials", 401, basic_challenge=True)
         # RFC 6749 §2.3.1: both parts are form-urlencoded before they go into the Basic header.
         return urllib.parse.unquote_plus(user), urllib.parse.unquote_plus(password)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Identities
-
-
-def _truthy_claim(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in _FALSY_STRINGS
-    return bool(value)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling the engine: the token's subject, scopes and claims, or the anonymous root identity."""
-
-    user_id: str
-    token: str = field(repr=False)
-    scopes: frozenset[str]
-    claims: Mapping[str, Any]
-    anonymous: bool = False
-
-    @property
-    def is_admin(self) -> bool:
-        """Root: the ``engine_admin`` scope, or the anonymous dummy identity (as in ProcessCube)."""
-        return self.anonymous or ADMIN_SCOPE in self.scopes
-
-    def has_scope(self, scope: str) -> bool:
-        """``scope`` was granted (an admin has every scope)."""
-        return self.is_admin or scope in self.scopes
-
-    def can_see_lane(self, lane: str | None) -> bool:
-        """No lane: visible to all. Admins see every lane; others need a truthy claim named like the lane."""
-        if not lane:
-            return True
-        if self.is_admin:
-            return True
-        if lane in RESERVED_CLAIMS:
-            return False
-        return _truthy_claim(self.claims.get(lane))
-
-
-ANONYMOUS_IDENTITY = Identity(
-    user_id=DUMMY_USER_ID,
-    token=DUMMY_TOKEN,
-    scopes=frozenset(ENGINE_SCOPES),
-    claims=MappingProxyType({}),
-    anonymous=True,
-)
-
-
-class IdentityResolver:
-    """Turns an ``Authorization`` header (or a raw token, as Socket.IO sends it) into an :class:`Identity`.
-
-    The real engine always wants a token; anonymous clients send the dummy token, which is accepted only when
-    ``allow_anonymous`` is on. Everything else must be a JWT from ``authority``.
-    """
-
-    def __init__(self, authority: Authority, *, allow_anonymous: bool) -> None:
-        self.authority = authority
-        self.allow_anonymous = allow_anonymous
-
-    def resolve(self, authorization_header: str | None) -> Identity:
-        if (authorization_header is None or not authorization_header.strip()) and self.allow_anonymous:
-            # With anonymous root access a request without any token is the anonymous user, as if it had sent the
-            # dummy token: `curl` works against a development engine. Without it, the header is required (401).
-            return ANONYMOUS_IDENTITY
-        token = _extract_token(authorization_header)
-        if token == DUMMY_TOKEN:
-            if not self.allow_anonymous:
-                raise AuthError("anonymous access (the dummy token) is not allowed on this engine")
-            return ANONYMOUS_IDENTITY
-        claims = self.authority.verify(token)
-        scope = claims.get("scope", "")
-        if isinstance(scope, str):
-            scopes = frozenset(scope.split())
-        elif isinstance(scope, list):
-            scopes = frozenset(str(item) for item in scope)
-        else:
-            raise AuthError("the token's 'scope' claim is neither a string nor a list")
-        return Identity(
-            user_id=claims["sub"],
-            token=token,
-            scopes=scopes,
-            claims=MappingProxyType(claims),
-            anonymous=False,
-        )
-
-
-def _extract_token(authorization_header: str | None) -> str:
-    if authorization_header is None or not authorization_header.strip():
-        raise AuthError("missing Authorization header")
-    value = authorization_header.strip()
-    scheme, sep, rest = value.partition(" ")
-    if not sep:
-        if scheme.lower() == "bearer":
-            raise AuthError("empty Bearer token")
-        return value  # a raw token, as Socket.IO clients send it
-    if scheme.lower() != "bearer":
-        raise AuthError("the Authorization header is not a Bearer token")
-    token = rest.strip()
-    if not token or " " in token:
-        raise AuthError("malformed Bearer token")
-    return token

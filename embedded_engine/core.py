@@ -1,8 +1,17 @@
 """The engine's use cases: deploy, start, query, reserve, cancel, finish, terminate.
 
-HTTP lives in app.py, SQL in store.py, BPMN execution in bpmn.py; this module ties them together and owns the
-rules of the contract (``shared/engine-api.md``): who may see a task (lanes as claims), who may act on it, and
-which error answers which mistake.
+HTTP lives in app.py, SQL in store.py, BPMN execution in the bpmn package, the JSON shapes in wire.py; this module
+ties them together and owns the rules of the engine's contract (``docs/engine.md``):
+
+- Who may see a task: a user task in a lane exists only for identities that may see the lane (lanes are claims,
+  see :mod:`embedded_engine.identity`): queries leave it out, actions on it answer 404.
+- Who may act: every change needs the ``engine_write`` scope (403). A reserved task cannot be reserved for
+  another user (409) and only its owner may finish it (409); only the owner or an admin may cancel the
+  reservation (409).
+- Which error answers which mistake: an unknown id, or a user task that no longer waits, is 404; a request that
+  contradicts itself or the model (a start event or end event the model does not have) is 400; a conflict with
+  what is deployed or has happened (a definitions id deployed with other content, an instance that already
+  ended) is 409. Errors leave in the real engine's error shape (:mod:`embedded_engine.errors`).
 
 Every change of an instance runs synchronously on the event loop thread: load the workflow, advance it, write the
 result in one SQLite transaction, then publish the events. There is no ``await`` between load and commit, so two
@@ -19,14 +28,15 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from cachetools import LRUCache
 
-from .authority import Identity
 from .bpmn import (
     DeployError,
+    FlowNodeState,
     InstanceSnapshot,
+    InstanceState,
     ParsedDefinitions,
     ProcessModelDef,
     ProcessRunner,
@@ -34,13 +44,22 @@ from .bpmn import (
 )
 from .errors import EngineHttpError
 from .events import EventBus
+from .identity import Identity
 from .store import FlowNodeQuery, LaneScope, Store
+from .wire import (
+    USER_TASK,
+    flow_node_json,
+    process_event,
+    process_instance_json,
+    process_model_json,
+    start_answer,
+    task_event,
+)
 
 log = logging.getLogger("embedded_engine")
 
-USER_TASK = "bpmn:UserTask"
-FLOW_NODE_STATES = ("running", "suspended", "finished", "terminated", "error", "canceled")
-PROCESS_STATES = ("running", "finished", "error", "terminated")
+FLOW_NODE_STATES: tuple[str, ...] = get_args(FlowNodeState)
+PROCESS_STATES: tuple[str, ...] = get_args(InstanceState)
 ENDED_STATES = ("finished", "error", "terminated")
 
 
@@ -61,8 +80,13 @@ class _DeployedModel:
     digest: str
     model: ProcessModelDef
 
+    def to_json(self) -> dict[str, Any]:
+        return process_model_json(self.definition_id, self.digest, self.model)
+
 
 class EngineCore:
+    """The engine's use cases, over one store and one event bus. Calls that depend on who asks take an Identity."""
+
     def __init__(self, store: Store, bus: EventBus, *, workflow_cache_size: int = 512) -> None:
         self._store = store
         self._bus = bus
@@ -152,15 +176,15 @@ class EngineCore:
             self._index_models(parsed, digest)
 
     def process_models(self) -> list[dict[str, Any]]:
-        return [self._model_json(deployed) for deployed in sorted(self._models.values(), key=_model_sort_key)]
+        return [deployed.to_json() for deployed in sorted(self._models.values(), key=_model_sort_key)]
 
     def process_model(self, process_model_id: str) -> dict[str, Any]:
-        return self._model_json(self._deployed(process_model_id))
+        return self._deployed(process_model_id).to_json()
 
     def process_definitions(self) -> list[dict[str, Any]]:
         result = []
         for row in self._store.current_definitions():
-            models = [self._model_json(m) for m in self._models.values() if m.definition_id == row["definition_id"]]
+            models = [m.to_json() for m in self._models.values() if m.definition_id == row["definition_id"]]
             result.append(
                 {
                     "processDefinitionId": row["definition_id"],
@@ -178,34 +202,6 @@ class EngineCore:
         if deployed is None:
             raise EngineHttpError(404, f"Process model '{process_model_id}' not found.")
         return deployed
-
-    def _model_json(self, deployed: _DeployedModel) -> dict[str, Any]:
-        model = deployed.model
-
-        def node(definition: Any) -> dict[str, Any]:
-            item: dict[str, Any] = {
-                "id": definition.id,
-                "name": definition.name,
-                "flowNodeType": definition.type,
-                "customProperties": {},
-                "processModelId": model.process_model_id,
-            }
-            if model.name:
-                item["processModelName"] = model.name
-            return item
-
-        result: dict[str, Any] = {
-            "processDefinitionId": deployed.definition_id,
-            "processModelId": model.process_model_id,
-            "isExecutable": model.is_executable,
-            "startEvents": [node(n) for n in model.start_events],
-            "endEvents": [node(n) for n in model.end_events],
-            "flowNodes": [node(n) for n in model.flow_nodes],
-            "hash": deployed.digest,
-        }
-        if model.name:
-            result["processModelName"] = model.name
-        return result
 
     # -- process instances -----------------------------------------------------------------------------------
 
@@ -316,9 +312,9 @@ class EngineCore:
                     EngineHttpError(410, f"Process instance '{process_instance_id}' was terminated.")
                 )
             elif waiter.end_event_id is not None and waiter.end_event_id in reached_end_events:
-                waiter.future.set_result(self._start_answer(instance, waiter.end_event_id, snapshot))
+                waiter.future.set_result(start_answer(instance, waiter.end_event_id, snapshot))
             elif snapshot.state == "finished":
-                waiter.future.set_result(self._start_answer(instance, snapshot.end_event_id, snapshot))
+                waiter.future.set_result(start_answer(instance, snapshot.end_event_id, snapshot))
             else:
                 remaining.append(waiter)
         if remaining:
@@ -326,51 +322,11 @@ class EngineCore:
         else:
             self._waiters.pop(process_instance_id, None)
 
-    @staticmethod
-    def _start_answer(instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot) -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "processInstanceId": instance["process_instance_id"],
-            "correlationId": instance["correlation_id"],
-        }
-        if end_event_id is not None:
-            answer["endEventId"] = end_event_id
-            token = snap.end_token
-            for node in snap.flow_node_instances:
-                if node.flow_node_id == end_event_id and node.state == "finished":
-                    token = node.end_token if node.end_token is not None else node.start_token
-            answer["tokenPayload"] = token if token is not None else {}
-        return answer
-
     def query_instances(
         self, filters: Mapping[str, Sequence[str]], offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
         rows, total = self._store.query_instances(filters, offset, limit)
-        return [self._instance_json(row) for row in rows], total
-
-    def _instance_json(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "processInstanceId": row["process_instance_id"],
-            "processModelId": row["process_model_id"],
-            "processDefinitionId": row["definition_id"],
-            "hash": row["definition_hash"],
-            "correlationId": row["correlation_id"],
-            "ownerId": row["owner_id"],
-            "startedByRootAccessToken": row["started_by_root"],
-            "state": row["state"],
-            "error": row["error"] or {},
-            "createdAt": row["created_at"],
-        }
-        optional = {
-            "processModelName": row["process_model_name"],
-            "startEventId": row["start_event_id"],
-            "endEventId": row["end_event_id"],
-            "finishedAt": row["finished_at"],
-            "terminatedByUserId": row["terminated_by"],
-        }
-        item.update({key: value for key, value in optional.items() if value is not None})
-        if row["state"] == "finished":
-            item["endToken"] = row["end_token"] if row["end_token"] is not None else {}
-        return item
+        return [process_instance_json(row) for row in rows], total
 
     async def terminate(self, process_instance_id: str, identity: Identity) -> None:
         self._require_write(identity)
@@ -392,7 +348,7 @@ class EngineCore:
     # -- user tasks ------------------------------------------------------------------------------------------
 
     def query_flow_nodes(self, query: FlowNodeQuery, identity: Identity) -> tuple[list[dict[str, Any]], int | None]:
-        scope = LaneScope(None if identity.is_admin else frozenset(self._visible_lanes(identity)))
+        scope = LaneScope(identity.visible_lanes(self._known_lanes))
         rows, total = self._store.query_flow_nodes(
             FlowNodeQuery(
                 filters=query.filters,
@@ -405,9 +361,6 @@ class EngineCore:
             )
         )
         return [flow_node_json(row) for row in rows], total
-
-    def _visible_lanes(self, identity: Identity) -> set[str]:
-        return {lane for lane in self._known_lanes if identity.can_see_lane(lane)}
 
     def _visible_user_task(self, flow_node_instance_id: str, identity: Identity) -> dict[str, Any]:
         row = self._store.get_flow_node(flow_node_instance_id)
@@ -435,7 +388,7 @@ class EngineCore:
             return
         self._store.update_flow_node(flow_node_instance_id, actual_owner_id=actual_owner_id, updated_at=now_iso())
         row["actual_owner_id"] = actual_owner_id
-        message = self._task_event(row)
+        message = task_event(row)
         self._store.after_commit(lambda: self._publish("user_task_reserved", message, row["flow_node_lane"]))
         await self._store.durable()
 
@@ -454,7 +407,7 @@ class EngineCore:
             )
         self._store.update_flow_node(flow_node_instance_id, actual_owner_id=None, updated_at=now_iso())
         row["actual_owner_id"] = None
-        message = self._task_event(row)
+        message = task_event(row)
         self._store.after_commit(
             lambda: self._publish("user_task_reservation_canceled", message, row["flow_node_lane"])
         )
@@ -591,7 +544,7 @@ class EngineCore:
                 row["finished_by_user_id"] = finished_task[1]
             self._store.upsert_flow_node(row)
             if node.flow_node_type == USER_TASK:
-                message = self._task_event(row, current_token=node.start_token)
+                message = task_event(row, current_token=node.start_token)
                 if node.state == "suspended" and (old is None or old["state"] != "suspended"):
                     events.append(("user_task_waiting", message, node.flow_node_lane))
                 elif node.state == "finished" and (old is None or old["state"] != "finished"):
@@ -609,7 +562,7 @@ class EngineCore:
         }
         if snapshot.state in ENDED_STATES and instance["state"] not in ENDED_STATES:
             fields["finished_at"] = stamp
-            process_message = self._process_event(instance, snapshot)
+            process_message = process_event(instance, snapshot)
             name = {"finished": "process_ended", "error": "process_error", "terminated": "process_terminated"}
             events.append((name[snapshot.state], process_message, None))
         if snapshot.state == "finished":
@@ -621,46 +574,6 @@ class EngineCore:
             log.warning("process instance %s failed: %s", process_instance_id, snapshot.error)
         self._store.update_instance(process_instance_id, **fields)
         return events
-
-    # -- events ----------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _task_event(row: Mapping[str, Any], *, current_token: Any = None) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "correlationId": row["correlation_id"],
-            "processDefinitionId": row["process_definition_id"],
-            "processModelId": row["process_model_id"],
-            "processInstanceId": row["process_instance_id"],
-            "ownerId": row["owner_id"],
-            "currentToken": current_token if current_token is not None else row["start_token"],
-            "flowNodeId": row["flow_node_id"],
-            "flowNodeName": row["flow_node_name"],
-            "flowNodeType": row["flow_node_type"],
-            "flowNodeInstanceId": row["flow_node_instance_id"],
-        }
-        if row.get("flow_node_lane"):
-            message["flowNodeLane"] = row["flow_node_lane"]
-        if row.get("process_model_name"):
-            message["processModelName"] = row["process_model_name"]
-        if row.get("actual_owner_id"):
-            message["actualOwnerId"] = row["actual_owner_id"]
-        return message
-
-    @staticmethod
-    def _process_event(instance: Mapping[str, Any], snapshot: InstanceSnapshot) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "correlationId": instance["correlation_id"],
-            "processDefinitionId": instance["definition_id"],
-            "processModelId": instance["process_model_id"],
-            "processInstanceId": instance["process_instance_id"],
-            "ownerId": instance["owner_id"],
-            "currentToken": snapshot.end_token if snapshot.end_token is not None else {},
-        }
-        if snapshot.end_event_id:
-            message["flowNodeId"] = snapshot.end_event_id
-        if snapshot.error:
-            message["error"] = snapshot.error
-        return message
 
     def _publish(self, name: str, message: dict[str, Any], lane: str | None) -> None:
         try:
@@ -676,45 +589,10 @@ class EngineCore:
 
     @staticmethod
     def _require_write(identity: Identity) -> None:
-        if identity.is_admin or "engine_write" in identity.scopes:
+        if identity.has_scope("engine_write"):
             return
         raise EngineHttpError(403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action.")
 
 
 def _model_sort_key(deployed: _DeployedModel) -> str:
     return deployed.model.process_model_id
-
-
-def flow_node_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A flow node instance as the real engine serializes it: optional fields without a value are left out."""
-    item: dict[str, Any] = {
-        "flowNodeInstanceId": row["flow_node_instance_id"],
-        "flowNodeId": row["flow_node_id"],
-        "flowNodeName": row["flow_node_name"],
-        "flowNodeType": row["flow_node_type"],
-        "state": row["state"],
-        "processDefinitionId": row["process_definition_id"],
-        "processModelId": row["process_model_id"],
-        "processInstanceId": row["process_instance_id"],
-        "correlationId": row["correlation_id"],
-        "ownerId": row["owner_id"],
-        "startToken": row["start_token"],
-        "startedAt": row["created_at"],
-    }
-    optional = {
-        "flowNodeLane": row["flow_node_lane"],
-        "eventType": row["event_type"],
-        "processModelName": row["process_model_name"],
-        "parentProcessInstanceId": row["parent_process_instance_id"],
-        "previousFlowNodeInstanceId": row["previous_flow_node_instance_id"],
-        "endToken": row["end_token"],
-        "finishedAt": row["finished_at"],
-        "actualOwnerId": row["actual_owner_id"],
-        "finishedByUserId": row["finished_by_user_id"],
-        "error": row["error"],
-        "userTaskConfig": row["user_task_config"],
-    }
-    item.update({key: value for key, value in optional.items() if value is not None})
-    if row["flow_node_type"] == USER_TASK and "userTaskConfig" not in item:
-        item["userTaskConfig"] = {"formFields": []}
-    return item

@@ -10,8 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .authority import DUMMY_TOKEN, Identity
 from .core import EngineCore
+from .identity import DUMMY_TOKEN, Identity
 
 log = logging.getLogger("embedded_engine")
 
@@ -25,7 +25,8 @@ DEMO_IDENTITY = Identity(
     anonymous=False,
 )
 
-# The seed's approval examples: small amounts are auto-approved, VIP customers go first, the rest needs review.
+# For the approval examples (examples/seed/13_approval_workflow.py): small amounts are auto-approved, VIP customers
+# go first, the rest needs review.
 APPROVAL_TOKENS: tuple[dict[str, Any], ...] = (
     {"amount": 500, "customerType": "regular", "customerId": "C-1001"},
     {"amount": 1500, "customerType": "vip", "customerId": "C-1002"},

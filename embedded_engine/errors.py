@@ -17,6 +17,7 @@ on the Starlette app; use :func:`engine_error_response` where a response is buil
 from __future__ import annotations
 
 import http
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = [
     "starlette_http_exception_handler",
     "unexpected_error_handler",
 ]
+
+log = logging.getLogger("embedded_engine")
 
 #: Status -> ``errorClassName`` as the real engine names them (``ServiceUnavaliableError`` is its spelling).
 #: 405, 413, 415 and 429 are not in the engine's documented set; the names are our choice.
@@ -135,17 +138,25 @@ async def engine_http_error_handler(request: Request, exc: Exception) -> Respons
 
 
 async def starlette_http_exception_handler(request: Request, exc: Exception) -> Response:
-    """Starlette's own ``HTTPException`` (unknown route 404, 405…) in the engine's shape."""
+    """Starlette's own ``HTTPException`` (unknown route 404, wrong method 405…) in the engine's shape."""
     if not isinstance(exc, HTTPException):  # pragma: no cover - registered for HTTPException only
         raise exc
-    if exc.status_code < 400:
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return engine_error_response(exc.status_code, exc.detail, headers=exc.headers)
+    if exc.status_code == 404:
+        message = f"No route {request.method} {request.url.path}."
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(exc.detail)
+    response = engine_error_response(exc.status_code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    """Anything unexpected: a bare 500 without internals (Starlette re-raises it, so the server logs it)."""
-    return engine_error_response(500, "Internal server error")
+    """Anything unexpected: logged here, answered with a bare 500 that shows no internals."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return engine_error_response(500, "An unexpected error occurred in the engine; it has been logged.")
 
 
 #: Ready to pass as ``Starlette(exception_handlers=EXCEPTION_HANDLERS)``.

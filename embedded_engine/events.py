@@ -1,6 +1,6 @@
 """Engine notifications: an in-process event bus, long polling and Socket.IO, as the real engine offers them.
 
-The store publishes an EventMessage (``correlationId, processDefinitionId, processModelId, processInstanceId,
+The engine core publishes an EventMessage (``correlationId, processDefinitionId, processModelId, processInstanceId,
 ownerId, currentToken`` plus, for tasks, ``flowNodeId, flowNodeName, flowNodeLane, flowNodeType,
 flowNodeInstanceId``; ``user_task_finished`` adds ``userTaskResult``) with :meth:`EventBus.publish`; this
 module only transports it, to
@@ -40,8 +40,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from embedded_engine.authority import AuthError, Identity, IdentityResolver
+from embedded_engine.authority import AuthError
 from embedded_engine.errors import engine_error_response
+from embedded_engine.identity import Identity, IdentityResolver
 
 __all__ = [
     "EVENT_NAMES",

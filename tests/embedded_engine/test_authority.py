@@ -1,4 +1,4 @@
-"""The embedded OAuth authority over real HTTP, and the engine's token verification and identities."""
+"""The embedded OAuth authority over real HTTP, its token verification, and the clients file."""
 
 from __future__ import annotations
 
@@ -17,11 +17,9 @@ from starlette.routing import Mount
 
 from embedded_engine.authority import (
     DEFAULT_CLIENTS,
-    DUMMY_TOKEN,
     AuthError,
     Authority,
     ClientRecord,
-    IdentityResolver,
     load_clients,
 )
 from tests.embedded_engine._server import serve_with_url
@@ -296,84 +294,6 @@ def test_a_key_file_that_is_not_a_key_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"key\.pem"):
         Authority("http://issuer.test", DEFAULT_CLIENTS, broken)
-
-
-# -- identities ----------------------------------------------------------------------------------------------
-
-
-def test_dummy_token_is_the_anonymous_root_identity_when_anonymous_access_is_allowed(
-    authority: Authority,
-) -> None:
-    identity = IdentityResolver(authority, allow_anonymous=True).resolve(f"Bearer {DUMMY_TOKEN}")
-
-    assert identity.anonymous
-    assert identity.user_id == "dummy_token"
-    assert identity.is_admin
-    assert identity.can_see_lane("Clerk")
-
-
-def test_dummy_token_is_refused_when_anonymous_access_is_off(authority: Authority) -> None:
-    resolver = IdentityResolver(authority, allow_anonymous=False)
-
-    with pytest.raises(AuthError, match="anonymous"):
-        resolver.resolve(f"Bearer {DUMMY_TOKEN}")
-
-
-def test_missing_authorization_header_is_anonymous_only_with_anonymous_access(authority: Authority) -> None:
-    assert IdentityResolver(authority, allow_anonymous=True).resolve(None).anonymous
-
-    with pytest.raises(AuthError, match="missing"):
-        IdentityResolver(authority, allow_anonymous=False).resolve(None)
-
-
-def test_non_bearer_scheme_is_refused(authority: Authority) -> None:
-    resolver = IdentityResolver(authority, allow_anonymous=True)
-
-    with pytest.raises(AuthError, match="Bearer"):
-        resolver.resolve("Basic YWxpY2U6YWxpY2Utc2VjcmV0")
-
-
-def test_raw_token_and_bearer_token_resolve_to_the_same_user(authority: Authority) -> None:
-    resolver = IdentityResolver(authority, allow_anonymous=False)
-    token = authority.issue_token(_client("alice"))
-
-    raw = resolver.resolve(token)
-    bearer = resolver.resolve(f"Bearer {token}")
-
-    assert raw.user_id == bearer.user_id == "alice"
-    assert raw.scopes == frozenset({"engine_read", "engine_write"})
-    assert not raw.anonymous
-    assert not raw.is_admin
-
-
-def test_identity_sees_only_lanes_it_has_a_claim_for(authority: Authority) -> None:
-    resolver = IdentityResolver(authority, allow_anonymous=False)
-    alice = resolver.resolve(authority.issue_token(_client("alice")))
-
-    assert alice.can_see_lane(None)
-    assert alice.can_see_lane("")
-    assert alice.can_see_lane("Approver")
-    assert alice.can_see_lane("Geschäftsführung")
-    assert not alice.can_see_lane("Clerk")
-    assert not alice.can_see_lane("sub")
-
-
-def test_admin_scope_sees_every_lane(authority: Authority) -> None:
-    resolver = IdentityResolver(authority, allow_anonymous=False)
-    gateway = resolver.resolve(authority.issue_token(_client("gateway")))
-
-    assert gateway.is_admin
-    assert gateway.can_see_lane("Clerk")
-    assert gateway.can_see_lane("Approver")
-
-
-def test_a_lane_claim_of_false_does_not_grant_the_lane(key_file: Path) -> None:
-    client = ClientRecord("dave", "dave-secret", "dave", "engine_read", {"Clerk": "false", "Approver": True})
-    authority = Authority("http://issuer.test", [client], key_file)
-    dave = IdentityResolver(authority, allow_anonymous=False).resolve(authority.issue_token(client))
-
-    assert not dave.can_see_lane("Clerk")
-    assert dave.can_see_lane("Approver")
 
 
 # -- clients file --------------------------------------------------------------------------------------------

@@ -13,26 +13,21 @@ import socketio
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from embedded_engine.authority import (
-    DEFAULT_CLIENTS,
-    DUMMY_TOKEN,
-    Authority,
-    Identity,
-    IdentityResolver,
-)
+from embedded_engine.authority import DEFAULT_CLIENTS, Authority
 from embedded_engine.errors import engine_error_body
 from embedded_engine.events import (
     EventBus,
     create_socketio_server,
     long_polling_routes,
 )
+from embedded_engine.identity import DUMMY_TOKEN, Identity, IdentityResolver
 from tests.embedded_engine._server import serve_with_url
 
 BASE_PATH = "/atlas_engine/api/v1"
 
 
 def task_message(flow_node_instance_id: str, lane: str | None = None) -> dict[str, Any]:
-    """An EventMessage as the store builds it for a user task."""
+    """An EventMessage as the engine core builds it for a user task."""
     message: dict[str, Any] = {
         "correlationId": "corr-1",
         "processDefinitionId": "Definitions_1",

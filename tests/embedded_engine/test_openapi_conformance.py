@@ -1,7 +1,8 @@
 """Every answer of the implemented paths matches the real engine's own OpenAPI document.
 
-The document (``shared/reference/processcube-engine-openapi.json``) is what the engine serves as swagger. A few of
-its schemas use TypeScript instead of JSON Schema (``"type": "Record<string, any>"``, ``"Array<string> | string"``);
+The document is the OpenAPI file a real ProcessCube engine serves as swagger. It is not part of this repository:
+the tests skip unless it lies in ``../shared/reference/processcube-engine-openapi.json`` beside the checkout. A few
+of its schemas use TypeScript instead of JSON Schema (``"type": "Record<string, any>"``, ``"Array<string> | string"``);
 those are read as what they mean (an object, no constraint) and listed in :data:`TYPESCRIPT_TYPES`.
 """
 

@@ -1,0 +1,128 @@
+"""The script engine handed to SpiffWorkflow: model code runs as JavaScript in the sandbox, never as Python.
+
+ProcessCube models carry JavaScript: conditions on sequence flows (``token.current.approved === true``) and the
+bodies of script tasks. SpiffWorkflow would evaluate both as Python. So before SpiffWorkflow ever sees a document,
+parsing replaces every condition and script by an opaque key (:func:`condition_key`, :func:`script_key`) and keeps
+the real code in the tables :class:`JsScriptEngine` is built with. The engine only resolves those keys and runs
+the JavaScript through :mod:`embedded_engine.js`, with the node's entry token as ``token``; anything else
+SpiffWorkflow might ask it (timer expressions, multi-instance cardinalities, ...) is refused with an error, and its
+Python environment refuses everything.
+
+A failure of the model's code is a :class:`ModelError`; the runner turns it into the instance's ``"error"`` state,
+with the message naming the sequence flow and the expression, or the script task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+
+from embedded_engine import js
+
+from .tokens import TokenKeeper, set_result
+
+__all__ = ["Condition", "JsScriptEngine", "ModelError", "Script", "condition_key", "script_key"]
+
+_CONDITION_KEY: Final = "pc-condition:"
+_SCRIPT_KEY: Final = "pc-script:"
+
+
+def condition_key(flow_id: str) -> str:
+    """What stands in the document for the condition of sequence flow ``flow_id``."""
+    return _CONDITION_KEY + flow_id
+
+
+def script_key(task_id: str) -> str:
+    """What stands in the document for the script of script task ``task_id``."""
+    return _SCRIPT_KEY + task_id
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A sequence flow's condition as modelled; ``source_id`` is the gateway's id in the model."""
+
+    flow_id: str
+    source_id: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script task's JavaScript body; ``task_id`` is the task's id in the model."""
+
+    task_id: str
+    body: str
+
+
+class ModelError(Exception):
+    """A runtime failure of the model's own content; becomes the instance's error (``details`` join its JSON)."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class _NoPythonEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
+    """SpiffWorkflow's Python environment, disabled: some of its code paths call it directly."""
+
+    def evaluate(self, expression: Any, context: Any, external_context: Any = None) -> Any:
+        raise ModelError("Expressions outside of sequence-flow conditions are not supported", {})
+
+    def execute(self, script: Any, context: Any, external_context: Any = None) -> Any:
+        raise ModelError("Scripts outside of script tasks are not supported", {})
+
+    def call_service(self, context: Any, **kwargs: Any) -> Any:
+        raise ModelError("Service calls are not supported", {})
+
+
+class JsScriptEngine(PythonScriptEngine):  # type: ignore[misc]
+    """SpiffWorkflow's script engine, routed to the JavaScript sandbox; it never evaluates Python.
+
+    ``conditions`` and ``scripts`` are keyed by :func:`condition_key` and :func:`script_key`.
+    """
+
+    def __init__(self, conditions: Mapping[str, Condition], scripts: Mapping[str, Script], tokens: TokenKeeper) -> None:
+        super().__init__(environment=_NoPythonEnvironment())
+        self._conditions = conditions
+        self._scripts = scripts
+        self._tokens = tokens
+
+    def validate(self, expression: Any) -> None:
+        raise ModelError("Expressions outside of sequence-flow conditions are not supported", {})
+
+    def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
+        cond = self._conditions.get(expression) if isinstance(expression, str) else None
+        if cond is None:
+            raise ModelError(
+                "The embedded engine does not support this expression (only sequence-flow conditions are "
+                f"evaluated): {str(expression)[:200]!r}",
+                {},
+            )
+        token = self._tokens.in_token(task)
+        try:
+            return js.evaluate_condition(cond.expression, token)
+        except js.JsEvaluationError as exc:
+            raise ModelError(
+                f'Condition of sequence flow "{cond.flow_id}" failed: `{cond.expression}`: {exc.message}',
+                {"sequenceFlowId": cond.flow_id, "expression": cond.expression},
+            ) from exc
+
+    def execute(self, task: Any, script: Any, external_context: Any = None) -> Any:
+        entry = self._scripts.get(script) if isinstance(script, str) else None
+        if entry is None:
+            raise ModelError("The embedded engine only runs the scripts of script tasks", {})
+        token = self._tokens.in_token(task)
+        try:
+            result = js.run_script(entry.body, token)
+        except js.JsEvaluationError as exc:
+            raise ModelError(f'Script task "{entry.task_id}" failed: {exc.message}', {"script": entry.body}) from exc
+        set_result(task, result)
+        return True
+
+    def call_service(self, task: Any, **kwargs: Any) -> Any:
+        raise ModelError("Service calls are not supported", {})
