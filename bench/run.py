@@ -33,8 +33,8 @@ from typing import Any
 
 import httpx
 
+from gateway.core.service import ServiceLimits
 from gateway.engine import UserTaskClient
-from gateway.service import ServiceLimits
 
 from . import queries
 from .load import WrongAnswer, check_answer, percentile

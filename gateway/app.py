@@ -18,18 +18,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from .adapters.client_engine import ClientEngine
+from .adapters.embedded_engine import EmbeddedEngine, Supervisor
+from .adapters.identity import TokenVerifier
 from .assets import static_files_mount
-from .cache import ReadCache
 from .config import Settings
-from .cursor import CursorCodec
-from .embedded import EmbeddedEngine, Supervisor
+from .core.cache import ReadCache
+from .core.cursor import CursorCodec
+from .core.service import ServiceLimits, TaskService
 from .engine import UserTaskClient
-from .engine_adapter import ClientEngine
 from .gql.app import graphql_app
-from .identity import TokenVerifier
 from .middleware import GatewayMiddleware
 from .rest import rest_routes
-from .service import ServiceLimits, TaskService
 
 log = logging.getLogger("gateway")
 

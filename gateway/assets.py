@@ -2,8 +2,8 @@
 
 The assets are never committed and never loaded from a CDN: ``make install`` runs ``npm ci`` (versions
 pinned in ``package.json``/``package-lock.json``) and then ``python -m gateway.assets``, which copies exactly
-the files the pages need into ``gateway/static/vendor/`` (gitignored). The pages in :mod:`gateway.graphiql`
-and :mod:`gateway.api_docs` reference them under ``/static/vendor/...``.
+the files the pages need into ``gateway/static/vendor/`` (gitignored). The pages in :mod:`gateway.gql.graphiql`
+and :mod:`gateway.rest.docs` reference them under ``/static/vendor/...``.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import strawberry
 
-from gateway.api_docs import api_docs_html
 from gateway.assets import VENDOR_FILES, MissingAssetsError, copy_vendor_assets, static_files_mount
-from gateway.graphiql import OfflineGraphQL, graphiql_html
+from gateway.gql.graphiql import OfflineGraphQL, graphiql_html
+from gateway.rest.docs import api_docs_html
 
 EXTERNAL_ASSET = re.compile(r"""(?:src|href)\s*=\s*["']https?://""")
 

@@ -34,10 +34,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from ..errors import GatewayError
-from ..graphiql import OfflineGraphQL
+from ..core.errors import GatewayError
 from .context import Context
 from .errors import request_error_code
+from .graphiql import OfflineGraphQL
 from .limits import MAX_REQUEST_JSON_DEPTH, JSONTooDeep, decode_json
 from .schema import GatewaySchema, build_schema
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from ..domain import Caller, UserTask
-from ..errors import GatewayError
-from ..service import TaskService
+from ..core.domain import Caller, UserTask
+from ..core.errors import GatewayError
+from ..core.service import TaskService
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -1,6 +1,6 @@
 """Errors in GraphQL results: every error carries ``extensions.code``; the unexpected ones are masked.
 
-- A :class:`~gateway.errors.GatewayError` keeps its message and gets its code (ENGINE_UNAVAILABLE, …).
+- A :class:`~gateway.core.errors.GatewayError` keeps its message and gets its code (ENGINE_UNAVAILABLE, …).
 - Parse, validation and variable errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit hit (depth, aliases, tokens,
   length, nesting, repetition, validation work: see :mod:`gateway.gql.limits`).
 - Anything else is masked as "Unexpected error." with the request id, and logged with its stack trace.
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from ..errors import EngineUnavailable, GatewayError
+from ..core.errors import EngineUnavailable, GatewayError
 
 log = logging.getLogger("gateway")
 

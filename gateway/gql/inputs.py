@@ -1,6 +1,6 @@
 """GraphQL inputs, and their translation into the domain's filter, sort and query.
 
-The limits on what they may hold are the core's (:mod:`gateway.limits`), applied by the service to the domain
+The limits on what they may hold are the core's (:mod:`gateway.core.limits`), applied by the service to the domain
 objects made here, so GraphQL refuses what REST refuses, with the same code and problem fields. The counts are
 checked here already, before a list of 20,000 predicates is converted item by item.
 """
@@ -12,7 +12,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from .. import domain, limits
+from ..core import domain, limits
 from .types import UserTaskState
 
 # The domain's enums are the GraphQL enums: one list of operators, sort fields and directions.

@@ -62,7 +62,7 @@ from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from ..limits import MAX_DOCUMENT_DEPTH
+from ..core.limits import MAX_DOCUMENT_DEPTH
 from .errors import classify
 
 # -- the numbers ---------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from .. import errors
-from ..domain import FinishOutcome
-from ..domain import UserTask as DomainTask
+from ..core import errors
+from ..core.domain import FinishOutcome
+from ..core.domain import UserTask as DomainTask
 from .context import Info
 from .inputs import FinishUserTaskInput
 from .types import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from .. import limits
-from ..domain import TaskQuery
+from ..core import limits
+from ..core.domain import TaskQuery
 from .context import Info
 from .inputs import UserTaskFilter, UserTaskSort, to_filter, to_sort
 from .types import UserTask, UserTaskConnection

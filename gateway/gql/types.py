@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from .. import domain
+from ..core import domain
 
 
 @strawberry.enum(description="Life-cycle state of a user task (the engine's flow node instance state).")

@@ -1,7 +1,7 @@
 """JSON request bodies of the REST face: decoded strictly and checked against the contract's schemas.
 
 A body that is not JSON, not UTF-8, nested deeper than ``MAX_DOCUMENT_DEPTH``, or does not fit its schema
-(missing or unknown members, wrong types) or the core's limits (:mod:`gateway.limits`: task ids, names, a
+(missing or unknown members, wrong types) or the core's limits (:mod:`gateway.core.limits`: task ids, names, a
 ``result`` nested too deep or too large) is a ``BAD_REQUEST`` problem whose ``problems`` name each wrong part by
 JSON Pointer (``/items/2/id``), the names the service gives the same problems in GraphQL. Whether a ``result``
 fits the task's form, including whether it is an object at all, is the service's rule (``INVALID_TASK_RESULT``,
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import limits
-from ..domain import FieldProblem
-from ..results import json_kind
+from ..core import limits
+from ..core.domain import FieldProblem
+from ..core.results import json_kind
 from .problems import RequestInvalid
 
 MISSING: Any = object()

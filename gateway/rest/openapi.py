@@ -2,7 +2,7 @@
 
 ``/openapi.yaml`` answers the file's bytes unchanged; ``/openapi.json`` the same document as JSON. The file is
 read and parsed once, on the first request (YAML timestamps stay strings, so the JSON is the YAML's data).
-The API reference page at ``/docs`` is Swagger UI from local assets (:mod:`gateway.api_docs`).
+The API reference page at ``/docs`` is Swagger UI from local assets (:mod:`gateway.rest.docs`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from starlette.routing import BaseRoute
 
-from ..api_docs import api_docs_route
+from .docs import api_docs_route
 from .resource import Answer, Call, Operation, resource
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"

@@ -20,7 +20,7 @@ Syntax (documented in openapi/openapi.yaml; the patterns below are the contract'
 Anything else is refused with a problem that names the parameter: unknown parameters, a scalar parameter given
 twice, wrong types, values outside the contract's patterns. This module reads the URL's syntax only; the limits
 (list sizes, string lengths, the task id rule, token paths and values, sort keys, dates) are
-:mod:`gateway.limits`', the same for GraphQL, applied to the parsed query before it is answered, and their problems
+:mod:`gateway.core.limits`', the same for GraphQL, applied to the parsed query before it is answered, and their problems
 are reported together with the syntax's.
 """
 
@@ -33,8 +33,8 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
-from .. import limits
-from ..domain import (
+from ..core import limits
+from ..core.domain import (
     FieldProblem,
     SortDirection,
     SortField,
@@ -56,7 +56,7 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 DATE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 
-# the limits are the core's (gateway.limits); these two are the URL's and the header's own syntax
+# the limits are the core's (gateway.core.limits); these two are the URL's and the header's own syntax
 MAX_STRING_LENGTH = limits.MAX_STRING_LENGTH
 MAX_LIST_ITEMS = limits.MAX_LIST_ITEMS
 MAX_TOKEN_PREDICATES = limits.MAX_TOKEN_PREDICATES
@@ -120,7 +120,7 @@ def _unknown(query: QueryParams, known: frozenset[str], problems: _Problems) -> 
 
 
 def json_value(text: str) -> Any:
-    """Strict JSON, at most ``MAX_JSON_DEPTH`` deep (:func:`gateway.limits.decode_json`); ValueError otherwise."""
+    """Strict JSON, at most ``MAX_JSON_DEPTH`` deep (:func:`gateway.core.limits.decode_json`); ValueError otherwise."""
     return limits.decode_json(text, max_depth=MAX_JSON_DEPTH)
 
 
@@ -158,8 +158,9 @@ def parse_sort_key(raw: str) -> TaskSort | None:
 
 
 def parse_date_time(raw: str) -> datetime | str | None:
-    """The date-time (in UTC); None when it is not RFC 3339; the problem when it is but names no instant the gateway
-    takes (:data:`gateway.limits.DATE_RANGE_RULE`): a leap second past 9999-12-31T23:59:59Z is not an OverflowError.
+    """The date-time (in UTC); None when it is not RFC 3339; the problem when it is but names no instant the
+    gateway takes (:data:`gateway.core.limits.DATE_RANGE_RULE`): a leap second past 9999-12-31T23:59:59Z is not an
+    OverflowError.
     """
     if not matches(DATE_TIME_PATTERN, raw):
         return None
@@ -176,7 +177,7 @@ def parse_date_time(raw: str) -> datetime | str | None:
 
 
 def _strings(query: QueryParams, name: str) -> tuple[str, ...]:
-    """A repeated parameter's values; their number and form are the core's to check (:mod:`gateway.limits`)."""
+    """A repeated parameter's values; their number and form are the core's to check (:mod:`gateway.core.limits`)."""
     return tuple(query.getlist(name))
 
 

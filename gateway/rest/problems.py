@@ -1,6 +1,6 @@
 """Errors as RFC 9457 problem details (``application/problem+json``): one table of stable type URIs.
 
-Every :class:`~gateway.errors.GatewayError` code of the error table in DESIGN.md has exactly one problem type;
+Every :class:`~gateway.core.errors.GatewayError` code of the error table in DESIGN.md has exactly one problem type;
 the REST face adds a few HTTP-level problems of its own (wrong method, media type or route), all with the code
 ``BAD_REQUEST`` like the 413 that :mod:`gateway.middleware` answers. A problem document always has ``type``,
 ``title``, ``status``, ``detail``, ``instance`` (``urn:request:<request id>``, the id in ``X-Request-ID`` and in
@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 
 from starlette.responses import Response
 
-from .. import errors
-from ..domain import TASK_STATES, FieldProblem
-from ..idempotency import IdempotencyKeyReused
-from ..limits import InvalidInput
+from ..core import errors
+from ..core.domain import TASK_STATES, FieldProblem
+from ..core.idempotency import IdempotencyKeyReused
+from ..core.limits import InvalidInput
 
 log = logging.getLogger("gateway")
 
@@ -45,7 +45,7 @@ PROBLEM_JSON = "application/problem+json"
 class RequestInvalid(InvalidInput):
     """Malformed input with named parts: query parameters, headers or JSON Pointers into the body.
 
-    The REST face's own syntax errors; the service's :class:`~gateway.limits.InvalidInput` (the limits both faces
+    The REST face's own syntax errors; the service's :class:`~gateway.core.limits.InvalidInput` (the limits both faces
     share) travels the same way, with ``problems``.
     """
 

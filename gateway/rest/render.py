@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..domain import TASK_STATES, FinishOutcome, FormField, TaskPage, UserTask
+from ..core.domain import TASK_STATES, FinishOutcome, FormField, TaskPage, UserTask
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -9,9 +9,9 @@ Per request, in this order (the first failure answers, as a problem document):
    middleware answers 413);
 4. the caller (``Authorization``) is verified before anything else happens: 401;
 5. the operation parses its parameters and body (400), and, when the request has an ``Idempotency-Key``, runs
-   through the :class:`~gateway.idempotency.IdempotencyStore` (a replay answers with ``Idempotent-Replayed:
+   through the :class:`~gateway.core.idempotency.IdempotencyStore` (a replay answers with ``Idempotent-Replayed:
    true``);
-6. a :class:`~gateway.errors.GatewayError` becomes its problem; anything unexpected is logged and masked (500).
+6. a :class:`~gateway.core.errors.GatewayError` becomes its problem; anything unexpected is logged and masked (500).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from starlette.responses import Response
 from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
-from .. import errors
-from ..domain import Caller
-from ..idempotency import IdempotencyKey, IdempotencyStore, fingerprint, is_final
+from ..core import errors
+from ..core.domain import Caller
+from ..core.idempotency import IdempotencyKey, IdempotencyStore, fingerprint, is_final
+from ..core.service import TaskService
 from ..middleware import BodyTooLarge
-from ..service import TaskService
 from . import bodies
 from .params import idempotency_key_of
 from .problems import (

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from .. import errors
-from ..domain import FinishOutcome, UserTask
-from ..idempotency import is_final
+from ..core import errors
+from ..core.domain import FinishOutcome, UserTask
+from ..core.idempotency import is_final
 from . import bodies, params, render
 from .problems import RouteNotFound, problem_body
 from .resource import (

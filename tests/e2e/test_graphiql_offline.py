@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from gateway.api_docs import api_docs_route
-from gateway.graphiql import OfflineGraphQL, static_files_mount
+from gateway.gql.graphiql import OfflineGraphQL, static_files_mount
+from gateway.rest.docs import api_docs_route
 from tests.asgi_server import serve_asgi
 from tests.e2e.browser import chromium_page
 

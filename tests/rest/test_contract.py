@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import errors, limits
 from gateway.config import Settings
-from gateway.idempotency import IdempotencyKeyReused
+from gateway.core import errors, limits
+from gateway.core.idempotency import IdempotencyKeyReused
 from gateway.middleware import too_large_body
 from gateway.rest import params
 from gateway.rest.openapi import OPENAPI_FILE, load_document
@@ -108,7 +108,7 @@ def test_the_contracts_patterns_are_the_ones_the_code_checks() -> None:
 
 
 def test_the_contracts_limits_are_the_cores() -> None:
-    """The numbers of gateway.limits (both faces' one source) are the ones the contract states."""
+    """The numbers of gateway.core.limits (both faces' one source) are the ones the contract states."""
     parameters = COMPONENTS["parameters"]
     assert parameters["TokenFilter"]["schema"]["maxItems"] == limits.MAX_TOKEN_PREDICATES
     assert parameters["TokenFilter"]["schema"]["items"]["maxLength"] == limits.MAX_TOKEN_PREDICATE_LENGTH

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.idempotency import IdempotencyKey, IdempotencyKeyReused, IdempotencyStore, fingerprint
+from gateway.core.idempotency import IdempotencyKey, IdempotencyKeyReused, IdempotencyStore, fingerprint
 
 KEY = IdempotencyKey("alice", "POST", "/api/v1/user-tasks/t-1/finish", "k-1")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from starlette.datastructures import QueryParams
 
-from gateway.domain import SortDirection, SortField, TaskQuery, TaskSort, TokenOp, TokenPredicate
+from gateway.core.domain import SortDirection, SortField, TaskQuery, TaskSort, TokenOp, TokenPredicate
 from gateway.rest.params import parse_date_time, parse_list_query, parse_sort_key, parse_token_predicate
 from gateway.rest.problems import RequestInvalid
 from gateway.rest.resource import accepts

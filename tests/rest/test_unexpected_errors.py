@@ -10,11 +10,11 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.config import Settings
-from gateway.domain import Caller
+from gateway.core.domain import Caller
+from gateway.core.service import ServiceLimits
 from gateway.middleware import GatewayMiddleware
 from gateway.rest import rest_routes
 from gateway.rest.problems import PROBLEM_BASE
-from gateway.service import ServiceLimits
 from tests.asgi_server import serve_asgi
 
 

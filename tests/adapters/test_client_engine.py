@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from gateway import engine, errors
-from gateway.engine_adapter import engine_errors
+from gateway import engine
+from gateway.adapters.client_engine import engine_errors
+from gateway.core import errors
 
 
 def raised(exception: Exception, task_id: str | None = "t-1") -> errors.GatewayError:

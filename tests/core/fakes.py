@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway import errors
-from gateway.domain import Caller, FormField, UserTask
-from gateway.ports import EngineFilter, EnginePage
+from gateway.core import errors
+from gateway.core.domain import Caller, FormField, UserTask
+from gateway.core.ports import EngineFilter, EnginePage
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import errors
-from gateway.cache import ReadCache
-from gateway.cursor import CursorCodec
-from gateway.domain import (
+from gateway.core import errors
+from gateway.core.cache import ReadCache
+from gateway.core.cursor import CursorCodec
+from gateway.core.domain import (
     Caller,
     EnumValue,
     FormField,
@@ -23,8 +23,8 @@ from gateway.domain import (
     TokenOp,
     TokenPredicate,
 )
-from gateway.service import ServiceLimits, TaskService
-from tests.gateway.fakes import BASE_TIME, FakeEngine, make_task
+from gateway.core.service import ServiceLimits, TaskService
+from tests.core.fakes import BASE_TIME, FakeEngine, make_task
 
 ALICE = Caller(user_id="alice", token="alice-token")
 BOB = Caller(user_id="bob", token="bob-token")
@@ -376,7 +376,7 @@ async def test_a_batch_finish_costs_one_call_per_item_and_three_reads() -> None:
     assert engine.calls == 20 + 3
 
 
-# -- input limits (gateway.limits), applied before any engine call -----------------------------------------------
+# -- input limits (gateway.core.limits), applied before any engine call -----------------------------------------------
 
 
 @pytest.mark.parametrize(

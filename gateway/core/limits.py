@@ -1,7 +1,7 @@
 """The gateway's input limits and the checks of its domain inputs, written once for both faces.
 
-GraphQL and REST parse their own syntax into the domain's objects (:mod:`gateway.domain`); every rule about what
-those objects may hold lives here, and :class:`~gateway.service.TaskService` applies it first thing, before any
+GraphQL and REST parse their own syntax into the domain's objects (:mod:`gateway.core.domain`); every rule about what
+those objects may hold lives here, and :class:`~gateway.core.service.TaskService` applies it first thing, before any
 work that grows with the input (evaluating predicates, sorting, calling the engine). So a GraphQL variable cannot
 get past a limit that a REST query parameter meets, and no input reaches code that was not written for its size.
 No HTTP, no GraphQL here.
@@ -29,7 +29,7 @@ batches                                at most the configured maximum (``GATEWAY
 =====================================  ====================================================================
 
 A ``result`` that is not a JSON object is *not* a bad request: a result is the values of the task's form, and
-whether it fits the form is :mod:`gateway.results`' rule (``INVALID_TASK_RESULT``, 422) in both faces.
+whether it fits the form is :mod:`gateway.core.results`' rule (``INVALID_TASK_RESULT``, 422) in both faces.
 
 Problems are named the same in both faces: filter members by their name (``token``, ``processModelId``, ``sort``),
 the page size by the face's own name (``first`` in GraphQL, ``limit`` in REST), a task id argument ``id``, and the
@@ -436,7 +436,7 @@ def owner_problem(owner_id: object, problems: Problems, pointer: str = "/ownerId
 
 
 def result_problem(result: Any, problems: Problems, pointer: str = "/result") -> None:
-    """A result's size and nesting (its fit with the task's form is :mod:`gateway.results`' rule)."""
+    """A result's size and nesting (its fit with the task's form is :mod:`gateway.core.results`' rule)."""
     problem = json_problem(result, max_depth=MAX_JSON_DEPTH, max_weight=MAX_RESULT_WEIGHT)
     if problem is not None:
         problems.add(pointer, f"{pointer} {problem}.")

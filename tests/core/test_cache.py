@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.cache import ReadCache, approximate_size
+from gateway.core.cache import ReadCache, approximate_size
 
 
 class Clock:

@@ -19,8 +19,8 @@ import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from . import errors
-from .domain import Caller
+from ..core import errors
+from ..core.domain import Caller
 
 ANONYMOUS_USER = "dummy_token"  # the user id the engine gives the anonymous dummy token
 DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="

@@ -19,7 +19,7 @@ def path_parts(path: str) -> tuple[str, ...]:
 def token_value(token: Any, path: str) -> Any:
     """``customer.type`` -> token["customer"]["type"]; list items by index (``items.0``); MISSING if absent.
 
-    A part indexes a list only when it is ASCII digits (:func:`gateway.limits.list_index`): ``items.²`` is a key
+    A part indexes a list only when it is ASCII digits (:func:`gateway.core.limits.list_index`): ``items.²`` is a key
     that no list has, not a crash on ``int('²')``.
     """
     current = token

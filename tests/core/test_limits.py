@@ -1,4 +1,4 @@
-"""Every input limit of :mod:`gateway.limits`, driven through both faces with the same input: the same code and the
+"""Every input limit of :mod:`gateway.core.limits`, driven through both faces with the same input: the same code and the
 same named field, whether the input came as a REST query parameter or body, or as GraphQL variables.
 
 Then the reproductions of the defects that made this module: each is a fast typed refusal (requests time out after
@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import limits
-from gateway.domain import SortField, TaskFilter, TaskQuery, TaskSort, TokenOp, TokenPredicate
-from gateway.tokens import MISSING, token_value
+from gateway.core import limits
+from gateway.core.domain import SortField, TaskFilter, TaskQuery, TaskSort, TokenOp, TokenPredicate
+from gateway.core.tokens import MISSING, token_value
 from tests.conftest import EXAMPLES
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 

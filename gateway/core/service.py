@@ -1,13 +1,13 @@
 """The use cases of the gateway: list, look up, reserve, cancel, finish (one and many).
 
-Knows nothing of HTTP, GraphQL or httpx: it takes a :class:`~gateway.ports.Engine` and raises
-:mod:`gateway.errors`. GraphQL and REST are thin faces over this one service, so every rule lives here once.
+Knows nothing of HTTP, GraphQL or httpx: it takes a :class:`~gateway.core.ports.Engine` and raises
+:mod:`gateway.core.errors`. GraphQL and REST are thin faces over this one service, so every rule lives here once.
 
 How a page of tasks is made (``list_tasks``):
 
-- The query is checked against :mod:`gateway.limits` first (both faces get the same refusals, before any work
+- The query is checked against :mod:`gateway.core.limits` first (both faces get the same refusals, before any work
   that grows with the input).
-- The filter is split (:func:`~gateway.filtering.engine_part`): states, process model, instance, flow node,
+- The filter is split (:func:`~gateway.core.filtering.engine_part`): states, process model, instance, flow node,
   lane, correlation id and ids go to the engine; reservation, dates, text search and token predicates stay here.
 - **Pushed down** (nothing residual, one sort key the engine can order by exactly as the gateway does:
   ``STARTED_AT``): the engine returns the page itself (``offset``/``limit`` around the cursor's position hint,
@@ -17,7 +17,7 @@ How a page of tasks is made (``list_tasks``):
   ``residual_scan_limit`` candidates (``ceil(candidates / scan_page_size)`` engine calls, cached and shared by
   concurrent identical queries); a query with more candidates is refused with ``QUERY_TOO_COMPLEX`` and the advice
   to narrow its engine-side filter.
-- Either way the cursor is a keyset position (see :mod:`gateway.cursor`): a task that disappears before it
+- Either way the cursor is a keyset position (see :mod:`gateway.core.cursor`): a task that disappears before it
   neither shifts nor repeats the next page.
 """
 
@@ -379,7 +379,7 @@ class TaskService:
 
         The tasks are read once (by id), the waiting tasks of their instances once before and the instances' tasks
         once after, so ``nextTasks`` (tasks that appeared in the instance, visible to and not reserved for others
-        than the caller) costs no call per item. Ids and results are checked (:mod:`gateway.limits`) before any of
+        than the caller) costs no call per item. Ids and results are checked (:mod:`gateway.core.limits`) before any of
         that: one item over a limit refuses the whole batch, as a REST body with that item would be.
         """
         problems = limits.Problems()

@@ -8,7 +8,7 @@ import logging
 import pytest
 from graphql import GraphQLError
 
-from gateway import errors
+from gateway.core import errors
 from gateway.gql.errors import classify
 from gateway.gql.schema import build_schema
 
@@ -45,12 +45,12 @@ def test_a_variable_of_the_wrong_type_is_the_callers_error_not_ours() -> None:
 
 
 def test_a_batch_item_that_fails_outside_the_task_is_action_failed_and_hides_nothing() -> None:
-    from gateway.cache import ReadCache
-    from gateway.cursor import CursorCodec
-    from gateway.domain import Caller
+    from gateway.core.cache import ReadCache
+    from gateway.core.cursor import CursorCodec
+    from gateway.core.domain import Caller
+    from gateway.core.service import ServiceLimits, TaskService
     from gateway.gql.context import Context
-    from gateway.service import ServiceLimits, TaskService
-    from tests.gateway.fakes import FakeEngine, make_task
+    from tests.core.fakes import FakeEngine, make_task
 
     engine = FakeEngine([make_task(1), make_task(2)])
     original = engine.finish

@@ -26,9 +26,9 @@ from typing import Literal, Protocol
 
 import httpx
 
-from .config import SettingsError
+from ..config import SettingsError
 
-log = logging.getLogger("gateway.embedded")
+log = logging.getLogger("gateway.adapters.embedded_engine")
 
 
 def _port_is_free(port: int) -> bool:

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.adapters.embedded_engine import Backoff, ChildProcess, Supervisor, describe_exit
 from gateway.config import SettingsError
-from gateway.embedded import Backoff, ChildProcess, Supervisor, describe_exit
 from tests.servers import API, DUMMY_TOKEN, GatewayServer, free_port, gateway_with_embedded_engine, port_is_closed
 
 # -- the supervisor with fake processes ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The :class:`~gateway.ports.Engine` port over our ProcessCube client.
+"""The :class:`~gateway.core.ports.Engine` port over our ProcessCube client.
 
-The one place where engine dicts become :class:`~gateway.domain.UserTask` objects and where
+The one place where engine dicts become :class:`~gateway.core.domain.UserTask` objects and where
 ``ProcessCubeException`` becomes the gateway's error tree. Every call is made with the caller's own token
 (``UserTaskClient.with_token``), so the engine applies its own rules (lanes as claims) to each caller.
 """
@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from . import errors
-from .domain import Caller, EnumValue, FormField, UserTask
-from .engine import (
+from ..core import errors
+from ..core.domain import Caller, EnumValue, FormField, UserTask
+from ..core.ports import EngineFilter, EnginePage
+from ..engine import (
     ANONYMOUS_TOKEN,
     AuthenticationError,
     ConflictError,
@@ -30,7 +31,6 @@ from .engine import (
     UnauthorizedError,
     UserTaskClient,
 )
-from .ports import EngineFilter, EnginePage
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -124,7 +124,7 @@ async def engine_errors(task_id: str | None = None) -> AsyncIterator[None]:
 
 
 class ClientEngine:
-    """Implements :class:`gateway.ports.Engine` with one shared :class:`UserTaskClient`."""
+    """Implements :class:`gateway.core.ports.Engine` with one shared :class:`UserTaskClient`."""
 
     def __init__(self, client: UserTaskClient) -> None:
         self._client = client

@@ -23,7 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http.ides import get_graphql_ide_html
 from typing_extensions import TypeVar
 
-from gateway.assets import VENDOR_FILES, static_files_mount
+from ..assets import VENDOR_FILES, static_files_mount
 
 if TYPE_CHECKING:
     from strawberry.schema import BaseSchema
