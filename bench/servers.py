@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from gateway.metrics import engine_requests_in
+
 REPO = Path(__file__).resolve().parents[1]
 API = "/atlas_engine/api/v1"
 DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
@@ -139,7 +141,7 @@ class Gateway(_Process):
         return self
 
     def engine_calls(self) -> int:
-        return int(httpx.get(self.url + "/healthz", timeout=10).json()["engineCalls"])
+        return engine_requests_in(httpx.get(self.url + "/metrics", timeout=10).text)
 
     def rss(self) -> int:
         return rss_bytes(self.pid)

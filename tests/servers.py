@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from gateway.metrics import engine_requests_in
+
 REPO = Path(__file__).resolve().parents[1]
 API = "/atlas_engine/api/v1"
 DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
@@ -212,7 +214,8 @@ class GatewayServer(ServerProcess):
         return self
 
     def engine_calls(self) -> int:
-        return int(httpx.get(self.url + "/healthz").json()["engineCalls"])
+        """HTTP requests the gateway sent to the engine so far (its ``GET /metrics`` counter)."""
+        return engine_requests_in(httpx.get(self.url + "/metrics").text)
 
     def graphql(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None

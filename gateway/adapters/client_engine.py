@@ -7,14 +7,14 @@ The one place where engine dicts become :class:`~gateway.core.domain.UserTask` o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..core import errors
-from ..core.domain import Caller, EnumValue, FormField, UserTask
-from ..core.ports import EngineFilter, EnginePage
+from ..core.domain import Caller, EnumValue, FormField, SortDirection, SortField, UserTask
+from ..core.ports import ENGINE_FILTER_FIELDS, ENGINE_SORT_FIELDS, EngineFilter, EnginePage
 from ..engine import (
     ANONYMOUS_TOKEN,
     AuthenticationError,
@@ -60,7 +60,6 @@ def _form_field(raw: Mapping[str, Any]) -> FormField:
 
 def task_from_client(task: Mapping[str, Any]) -> UserTask:
     """A task dict of ``UserTaskClient`` -> the domain's UserTask."""
-    config = task.get("userTaskConfig") or {}
     return UserTask(
         id=task["userTaskInstanceId"],
         flow_node_id=task["flowNodeId"],
@@ -78,7 +77,6 @@ def task_from_client(task: Mapping[str, Any]) -> UserTask:
         finished_by=task.get("finishedByUserId"),
         result=task.get("endToken"),
         process_model_name=task.get("processModelName"),
-        description=config.get("description") if isinstance(config, Mapping) else None,
     )
 
 
@@ -123,22 +121,48 @@ async def engine_errors(task_id: str | None = None) -> AsyncIterator[None]:
         raise errors.EngineFailure(f"The engine call failed: {exc}") from exc
 
 
+#: The port's engine-side filter fields -> ``UserTaskClient.query_user_tasks``' filter arguments.
+CLIENT_FILTERS = {
+    "states": "state",
+    "process_model_ids": "process_model_id",
+    "process_instance_ids": "process_instance_id",
+    "flow_node_ids": "flow_node_id",
+    "lanes": "flow_node_lane",
+    "correlation_ids": "correlation_id",
+    "ids": "flow_node_instance_id",
+}
+assert CLIENT_FILTERS.keys() == ENGINE_FILTER_FIELDS.keys(), "every engine-side filter field reaches the engine"
+
+#: The port's engine sort fields -> the engine's sort setting.
+CLIENT_SORTS = {SortField.STARTED_AT: "createdAt"}
+assert CLIENT_SORTS.keys() == ENGINE_SORT_FIELDS, "every engine sort field has the engine's name"
+
+
+class _Request(Protocol):
+    method: str
+
+
+def request_counter(record: Callable[[str], None]) -> Callable[[_Request], None]:
+    """A ``UserTaskClient`` request hook (``on_request=``) that records every HTTP request the client sends to the
+    engine (retries included) by its method: how the gateway counts its engine calls (``gateway.metrics``)."""
+
+    def count(request: _Request) -> None:
+        record(request.method)
+
+    return count
+
+
 class ClientEngine:
-    """Implements :class:`gateway.core.ports.Engine` with one shared :class:`UserTaskClient`."""
+    """Implements :class:`gateway.core.ports.Engine` with one shared :class:`UserTaskClient`.
+
+    Its requests are counted by the client's own request hook (:func:`request_counter`), not here.
+    """
 
     def __init__(self, client: UserTaskClient) -> None:
         self._client = client
-        self._calls = 0
-
-    @property
-    def call_count(self) -> int:
-        return self._calls
-
-    def _count(self, _request: object) -> None:
-        self._calls += 1
 
     def _for(self, caller: Caller) -> UserTaskClient:
-        return self._client.with_token(caller.token or ANONYMOUS_TOKEN, on_request=self._count)
+        return self._client.with_token(caller.token or ANONYMOUS_TOKEN)
 
     async def query_tasks(
         self,
@@ -147,26 +171,21 @@ class ClientEngine:
         *,
         offset: int,
         limit: int,
-        sort_by: str | None,
-        descending: bool,
+        order_by: SortField,
+        direction: SortDirection,
     ) -> EnginePage:
-        filters: dict[str, Any] = {"state": list(engine_filter.states) or None}
-        for name, values in (
-            ("process_model_id", engine_filter.process_model_ids),
-            ("process_instance_id", engine_filter.process_instance_ids),
-            ("flow_node_id", engine_filter.flow_node_ids),
-            ("flow_node_lane", engine_filter.lanes),
-            ("correlation_id", engine_filter.correlation_ids),
-            ("flow_node_instance_id", engine_filter.ids),
-        ):
+        # no state asked: any state (the client's own default would be waiting tasks only)
+        filters: dict[str, Any] = {"state": None}
+        for name, argument in CLIENT_FILTERS.items():
+            values = getattr(engine_filter, name)
             if values:
-                filters[name] = list(values)
+                filters[argument] = list(values)
         async with engine_errors():
             page = await self._for(caller).query_user_tasks(
                 offset=offset,
                 limit=limit,
-                sort_by=sort_by,
-                sort_dir="DESC" if descending else "ASC",
+                sort_by=CLIENT_SORTS[order_by],
+                sort_dir="DESC" if direction is SortDirection.DESC else "ASC",
                 **filters,
             )
         return EnginePage(tuple(task_from_client(task) for task in page.items), page.total_count)

@@ -88,10 +88,6 @@ class ReadCache:
         self.hits = 0
         self.loads = 0
 
-    @property
-    def generation(self) -> int:
-        return self._generation
-
     def invalidate(self) -> None:
         """Forget everything cached so far (called after every write the gateway makes or hears of)."""
         self._generation += 1

@@ -54,5 +54,6 @@ class CursorCodec:
         return CursorPosition(tuple(key), int(position))
 
 
-def fingerprint(*parts: Any) -> str:
+def query_fingerprint(*parts: Any) -> str:
+    """What a cursor is bound to: a short digest of the listing's filter and sort."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

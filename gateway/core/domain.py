@@ -6,12 +6,36 @@ GraphQL and REST translate into and out of these types; the service works only w
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# -- the rules both faces follow, each decided here once ----------------------------------------------------
+
 TASK_STATES = ("running", "suspended", "finished", "terminated", "error", "canceled")
+
+#: A task that waits for a person: the engine's ``suspended``.
+WAITING = "suspended"
+
+#: Without a state filter, a listing shows waiting tasks only.
+DEFAULT_STATES = (WAITING,)
+
+#: A state the engine reports that the gateway does not know is shown as this one.
+UNKNOWN_STATE_SHOWN_AS = "running"
+
+#: Without a page size, a listing shows this many tasks (``GATEWAY_DEFAULT_PAGE_SIZE`` overrides it).
+DEFAULT_PAGE_SIZE = 20
+
+
+def states_or_default(states: Iterable[str]) -> tuple[str, ...]:
+    """The states a listing asked for; none asked: :data:`DEFAULT_STATES`."""
+    return tuple(states) or DEFAULT_STATES
+
+
+def shown_state(state: str) -> str:
+    """A task's state as both faces show it: one of :data:`TASK_STATES`, else :data:`UNKNOWN_STATE_SHOWN_AS`."""
+    return state if state in TASK_STATES else UNKNOWN_STATE_SHOWN_AS
 
 
 @dataclass(frozen=True)
@@ -49,7 +73,6 @@ class UserTask:
     finished_by: str | None = None
     result: Any = None
     process_model_name: str | None = None
-    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +115,7 @@ class TokenPredicate:
 class TaskFilter:
     """Every list is "any of"; an empty list means "no condition". States default to waiting tasks only."""
 
-    states: tuple[str, ...] = ("suspended",)
+    states: tuple[str, ...] = DEFAULT_STATES
     process_model_ids: tuple[str, ...] = ()
     process_instance_ids: tuple[str, ...] = ()
     flow_node_ids: tuple[str, ...] = ()
@@ -105,18 +128,6 @@ class TaskFilter:
     started_before: datetime | None = None
     search: str | None = None
     token: tuple[TokenPredicate, ...] = ()
-
-    @property
-    def residual(self) -> bool:
-        """Whether any part must be applied by the gateway, because the engine cannot filter on it."""
-        return bool(
-            self.reserved_for is not None
-            or self.reserved is not None
-            or self.started_after is not None
-            or self.started_before is not None
-            or self.search
-            or self.token
-        )
 
 
 class SortField(enum.Enum):
@@ -140,15 +151,24 @@ class TaskSort:
     token_path: str | None = None
 
 
+#: Without a sort, a listing is ordered by start, oldest first (ties by task id).
 DEFAULT_SORT = (TaskSort(SortField.STARTED_AT, SortDirection.ASC),)
 
 
 @dataclass(frozen=True)
 class TaskQuery:
+    """A listing as a face asked for it: ``sort`` empty means :data:`DEFAULT_SORT`, ``first`` None the service's
+    default page size (:data:`DEFAULT_PAGE_SIZE` unless configured otherwise)."""
+
     filter: TaskFilter = TaskFilter()
-    sort: tuple[TaskSort, ...] = DEFAULT_SORT
-    first: int = 20
+    sort: tuple[TaskSort, ...] = ()
+    first: int | None = None
     after: str | None = None
+
+    @property
+    def sort_keys(self) -> tuple[TaskSort, ...]:
+        """The sort this listing is ordered by."""
+        return self.sort or DEFAULT_SORT
 
 
 @dataclass(frozen=True)
@@ -162,7 +182,9 @@ class Edge:
 
 
 @dataclass(frozen=True)
-class TaskPage:
+class TaskListPage:
+    """One page of a task listing: the tasks with their cursors, the number of all matches, whether more follow."""
+
     edges: tuple[Edge, ...]
     total_count: int
     has_next_page: bool
@@ -188,4 +210,3 @@ class FieldProblem:
 class FinishOutcome:
     task: UserTask
     next_tasks: tuple[UserTask, ...]
-    replayed: bool = False

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from .domain import TaskFilter, TokenOp, TokenPredicate, UserTask
 from .limits import moment
-from .ports import EngineFilter
+from .ports import ENGINE_FILTER_FIELDS, EngineFilter
 from .tokens import MISSING, compare, token_value
+
+#: The members of TaskFilter the gateway applies: every one the engine does not (:data:`ENGINE_FILTER_FIELDS`).
+RESIDUAL_FIELDS = tuple(item.name for item in fields(TaskFilter) if item.name not in ENGINE_FILTER_FIELDS)
 
 
 def engine_part(task_filter: TaskFilter) -> EngineFilter:
-    """What the engine filters on itself: states, model, instance, flow node, lane, correlation id, ids."""
-    return EngineFilter(
-        states=task_filter.states,
-        process_model_ids=task_filter.process_model_ids,
-        process_instance_ids=task_filter.process_instance_ids,
-        flow_node_ids=task_filter.flow_node_ids,
-        lanes=task_filter.lanes,
-        correlation_ids=task_filter.correlation_ids,
-        ids=task_filter.ids,
-    )
+    """What the engine filters on itself (:class:`~gateway.core.ports.EngineFilter`'s fields)."""
+    return EngineFilter(**{name: getattr(task_filter, name) for name in ENGINE_FILTER_FIELDS})
+
+
+def is_residual(task_filter: TaskFilter) -> bool:
+    """Whether any part must be applied by the gateway, because the engine cannot filter on it."""
+    return any(getattr(task_filter, name) not in (None, (), "") for name in RESIDUAL_FIELDS)
 
 
 def _scalar_key(value: Any) -> tuple[str, Any] | None:

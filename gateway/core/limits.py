@@ -390,7 +390,7 @@ def validate_query(query: TaskQuery, *, max_page_size: int) -> TaskQuery:
     length, before any of them is looked at).
     """
     problems = Problems()
-    if not 0 <= query.first <= max_page_size:
+    if query.first is not None and not 0 <= query.first <= max_page_size:
         problems.add("first", f"The page size must be between 0 and {max_page_size}, not {query.first}.")
     task_filter = query.filter
     _check_lists(task_filter, problems)

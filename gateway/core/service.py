@@ -31,32 +31,32 @@ from typing import Any, TypeVar
 
 from . import errors, limits
 from .cache import ReadCache
-from .cursor import CursorCodec, CursorPosition, fingerprint
+from .cursor import CursorCodec, CursorPosition, query_fingerprint
 from .domain import (
+    DEFAULT_PAGE_SIZE,
+    WAITING,
     Caller,
     Edge,
     FinishOutcome,
     SortDirection,
     SortField,
     TaskFilter,
-    TaskPage,
+    TaskListPage,
     TaskQuery,
     TaskSort,
     UserTask,
 )
-from .filtering import engine_part, residual_predicate
-from .ports import Engine, EngineFilter, EnginePage
+from .filtering import engine_part, is_residual, residual_predicate
+from .ports import ENGINE_SORT_FIELDS, Engine, EngineFilter, EnginePage
 from .results import result_problems
 from .tokens import MISSING, sort_key, token_value
 
 T = TypeVar("T")
 
-ENGINE_SORT_COLUMNS = {SortField.STARTED_AT: "createdAt"}
-
 
 @dataclass(frozen=True)
 class ServiceLimits:
-    default_page_size: int = 20
+    default_page_size: int = DEFAULT_PAGE_SIZE
     max_page_size: int = 100
     max_batch_size: int = 100
     batch_concurrency: int = 16
@@ -107,22 +107,18 @@ class TaskService:
         self._cursors = cursors
         self.limits = limits
 
-    @property
-    def engine_calls(self) -> int:
-        return self._engine.call_count
-
     # -- reading ---------------------------------------------------------------------------------------------
 
-    async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskPage:
+    async def list_tasks(self, caller: Caller, query: TaskQuery) -> TaskListPage:
         query = limits.validate_query(query, max_page_size=self.limits.max_page_size)
-        first = query.first
-        sorts = query.sort or (TaskSort(SortField.STARTED_AT),)
+        first = self.limits.default_page_size if query.first is None else query.first
+        sorts = query.sort_keys
         # ties are broken by the task id, in the direction of the last key (as an engine breaks its ties)
         directions = [sort.direction for sort in sorts] + [sorts[-1].direction]
-        query_print = fingerprint(query.filter, sorts)
+        query_print = query_fingerprint(query.filter, sorts)
         position = self._cursors.decode(query.after, query_print) if query.after else None
         engine_filter = engine_part(query.filter)
-        pushable = not query.filter.residual and len(sorts) == 1 and sorts[0].field in ENGINE_SORT_COLUMNS
+        pushable = not is_residual(query.filter) and len(sorts) == 1 and sorts[0].field in ENGINE_SORT_FIELDS
         if pushable:
             return await self._pushed_down_page(caller, engine_filter, sorts, directions, first, position, query_print)
         return await self._residual_page(caller, query.filter, sorts, directions, first, position, query_print)
@@ -140,16 +136,15 @@ class TaskService:
         self,
         caller: Caller,
         engine_filter: EngineFilter,
-        sort_by: str,
-        descending: bool,
+        sort: TaskSort,
         offset: int,
         limit: int,
     ) -> EnginePage:
-        key = (caller.cache_key, "page", engine_filter, sort_by, descending, offset, limit)
+        key = (caller.cache_key, "page", engine_filter, sort.field, sort.direction, offset, limit)
         return await self._cache.get_or_load(
             key,
             lambda: self._engine.query_tasks(
-                caller, engine_filter, offset=offset, limit=limit, sort_by=sort_by, descending=descending
+                caller, engine_filter, offset=offset, limit=limit, order_by=sort.field, direction=sort.direction
             ),
         )
 
@@ -162,8 +157,7 @@ class TaskService:
         first: int,
         position: CursorPosition | None,
         query_print: str,
-    ) -> TaskPage:
-        sort_by = ENGINE_SORT_COLUMNS[sorts[0].field]
+    ) -> TaskListPage:
         descending = sorts[0].direction is SortDirection.DESC
 
         def compare(task: UserTask) -> tuple[Any, ...]:
@@ -172,15 +166,17 @@ class TaskService:
 
         slack = self.limits.cursor_slack
         if position is None:
-            page = await self._engine_page(caller, engine_filter, sort_by, descending, 0, max(first, 1) + 1)
+            page = await self._engine_page(caller, engine_filter, sorts[0], 0, max(first, 1) + 1)
             items = sorted(page.tasks, key=compare, reverse=descending)[:first]
-            return TaskPage(self._edges(items, sorts, 0, query_print), page.total_count, page.total_count > len(items))
+            return TaskListPage(
+                self._edges(items, sorts, 0, query_print), page.total_count, page.total_count > len(items)
+            )
         anchor = position.key
         offset = max(0, position.position - slack)
         limit = first + 2 * slack + 1
         back_step = limit
         for _ in range(32):
-            page = await self._engine_page(caller, engine_filter, sort_by, descending, offset, limit)
+            page = await self._engine_page(caller, engine_filter, sorts[0], offset, limit)
             items = sorted(page.tasks, key=compare, reverse=descending)
             keys = [_key_of(task, sorts) for task in items]
             if offset > 0 and (not items or _compare_keys(keys[0], anchor, directions) > 0):
@@ -198,14 +194,23 @@ class TaskService:
         chosen = items[start : start + first]
         absolute = offset + start
         has_next = absolute + len(chosen) < page.total_count
-        return TaskPage(self._edges(chosen, sorts, absolute, query_print), page.total_count, has_next)
+        return TaskListPage(self._edges(chosen, sorts, absolute, query_print), page.total_count, has_next)
+
+    def _scan_page(self, caller: Caller, engine_filter: EngineFilter, offset: int, limit: int) -> Awaitable[EnginePage]:
+        """Engine pages in an order that does not change while they are read (by start), for scans and instances."""
+        return self._engine.query_tasks(
+            caller,
+            engine_filter,
+            offset=offset,
+            limit=limit,
+            order_by=SortField.STARTED_AT,
+            direction=SortDirection.ASC,
+        )
 
     async def _candidates(self, caller: Caller, engine_filter: EngineFilter) -> list[UserTask]:
         async def scan() -> list[UserTask]:
             size = self.limits.scan_page_size
-            first = await self._engine.query_tasks(
-                caller, engine_filter, offset=0, limit=size, sort_by="createdAt", descending=False
-            )
+            first = await self._scan_page(caller, engine_filter, 0, size)
             if first.total_count > self.limits.residual_scan_limit:
                 raise errors.QueryTooComplex(
                     f"This filter leaves {first.total_count} tasks for the gateway to check one by one, over the"
@@ -214,14 +219,7 @@ class TaskService:
                 )
             rest = await asyncio.gather(
                 *(
-                    self._engine.query_tasks(
-                        caller,
-                        engine_filter,
-                        offset=offset,
-                        limit=size,
-                        sort_by="createdAt",
-                        descending=False,
-                    )
+                    self._scan_page(caller, engine_filter, offset, size)
                     for offset in range(size, first.total_count, size)
                 )
             )
@@ -242,7 +240,7 @@ class TaskService:
         first: int,
         position: CursorPosition | None,
         query_print: str,
-    ) -> TaskPage:
+    ) -> TaskListPage:
         candidates = await self._candidates(caller, engine_part(task_filter))
         passes = residual_predicate(task_filter)
 
@@ -259,7 +257,9 @@ class TaskService:
                 len(keyed),
             )
         chosen = [task for _, task in keyed[start : start + first]]
-        return TaskPage(self._edges(chosen, sorts, start, query_print), len(keyed), start + len(chosen) < len(keyed))
+        return TaskListPage(
+            self._edges(chosen, sorts, start, query_print), len(keyed), start + len(chosen) < len(keyed)
+        )
 
     async def get_tasks(self, caller: Caller, ids: Sequence[str]) -> list[UserTask | None]:
         """The tasks with these ids (any state), in the order asked, None where absent: one engine call."""
@@ -286,7 +286,7 @@ class TaskService:
         if not isinstance(refusal, errors.TaskNotFound):
             return refusal
         task = await self._fresh_task(caller, task_id)
-        if task is not None and task.state != "suspended":
+        if task is not None and task.state != WAITING:
             return errors.TaskNotActive(task_id, task.state)
         return refusal
 
@@ -336,7 +336,7 @@ class TaskService:
         """True: finish it. False: already finished by this caller with this result (a replay). Else raise why not."""
         if task is None:
             raise errors.TaskNotFound(task_id)
-        if task.state != "suspended":
+        if task.state != WAITING:
             if task.state == "finished" and task.finished_by == caller.user_id and task.result == result:
                 return False  # the same caller finished it with the same result: a retry whose answer got lost
             raise errors.TaskNotActive(task_id, task.state)
@@ -355,14 +355,7 @@ class TaskService:
         chunks = [tuple(ordered[i : i + 50]) for i in range(0, len(ordered), 50)]
         pages = await asyncio.gather(
             *(
-                self._engine.query_tasks(
-                    caller,
-                    EngineFilter(states=states, process_instance_ids=chunk),
-                    offset=0,
-                    limit=0,
-                    sort_by="createdAt",
-                    descending=False,
-                )
+                self._scan_page(caller, EngineFilter(states=states, process_instance_ids=chunk), 0, 0)
                 for chunk in chunks
             )
         )
@@ -406,7 +399,7 @@ class TaskService:
                 outcome.append(exc)
         accepted = [index for index, plan in enumerate(outcome) if not isinstance(plan, errors.GatewayError)]
         instances = {found[items[index][0]].process_instance_id for index in accepted}
-        before = await self._tasks_in_instances(caller, instances, ("suspended",)) if instances else {}
+        before = await self._tasks_in_instances(caller, instances, (WAITING,)) if instances else {}
 
         to_send = [index for index in accepted if outcome[index] is True]
         sent = await self._bounded(
@@ -421,7 +414,7 @@ class TaskService:
         accepted = [index for index in accepted if not isinstance(outcome[index], errors.GatewayError)]
         done = {found[items[index][0]].process_instance_id for index in accepted}
         try:
-            after = await self._tasks_in_instances(caller, done, ("suspended", "finished")) if done else {}
+            after = await self._tasks_in_instances(caller, done, (WAITING, "finished")) if done else {}
         except errors.GatewayError:
             after = {}  # the finishes happened; only the follow-up read failed
 
@@ -438,11 +431,11 @@ class TaskService:
             )
             if plan:
                 known = {item.id for item in waiting_before}
-                appeared = [item for item in instance_after if item.state == "suspended" and item.id not in known]
+                appeared = [item for item in instance_after if item.state == WAITING and item.id not in known]
             else:  # a replay: what waits in the instance now
                 appeared = waiting_before
             next_tasks = tuple(item for item in appeared if item.reserved_for in (None, caller.user_id))
-            results.append(FinishOutcome(finished, next_tasks, replayed=not plan))
+            results.append(FinishOutcome(finished, next_tasks))
         return results
 
     # -- batches ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 from .limits import list_index
 
+#: The one "absent" sentinel (not JSON null): no value at a token path, no request body.
 MISSING: Any = object()
 
 

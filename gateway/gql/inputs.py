@@ -80,9 +80,8 @@ def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
         "token": value.token,
     }
     limits.check_counts((name, len(values)) for name, values in lists.items() if values)
-    states = tuple(state.value for state in value.state) if value.state else ("suspended",)
     return domain.TaskFilter(
-        states=states,
+        states=domain.states_or_default(state.value for state in value.state or ()),
         ids=_strings(value.id),
         process_model_ids=_strings(value.process_model_id),
         process_instance_ids=_strings(value.process_instance_id),
@@ -103,7 +102,7 @@ def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
 
 def to_sort(values: list[UserTaskSort] | None) -> tuple[domain.TaskSort, ...]:
     if not values:
-        return domain.DEFAULT_SORT
+        return ()  # the service's default order (domain.DEFAULT_SORT)
     limits.check_counts([("sort", len(values))])
     return tuple(
         domain.TaskSort(field=value.field, direction=value.direction, token_path=value.token_path) for value in values

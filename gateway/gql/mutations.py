@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from ..core import errors
-from ..core.domain import FinishOutcome
+from ..core.domain import FinishOutcome, shown_state
 from ..core.domain import UserTask as DomainTask
 from .context import Info
 from .inputs import FinishUserTaskInput
@@ -34,11 +34,7 @@ def refusal(task_id: str, error: errors.GatewayError) -> Any:
     if isinstance(error, errors.TaskNotFound):
         return UserTaskNotFound(id=identifier, message=error.message)
     if isinstance(error, errors.TaskNotActive):
-        try:
-            state = UserTaskState(error.state)
-        except ValueError:
-            state = UserTaskState.RUNNING
-        return UserTaskNotActive(id=identifier, state=state, message=error.message)
+        return UserTaskNotActive(id=identifier, state=UserTaskState(shown_state(error.state)), message=error.message)
     if isinstance(error, errors.TaskReservedByOtherUser):
         return UserTaskReservedByOtherUser(id=identifier, reserved_for=error.reserved_for, message=error.message)
     if isinstance(error, errors.InvalidTaskResult):

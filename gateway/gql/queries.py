@@ -22,14 +22,8 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> UserTaskConnection:
-        service = info.context.service
-        query = TaskQuery(
-            filter=to_filter(filter),
-            sort=to_sort(sort),
-            first=service.limits.default_page_size if first is None else first,
-            after=after,
-        )
-        page = await service.list_tasks(info.context.caller, query)
+        query = TaskQuery(filter=to_filter(filter), sort=to_sort(sort), first=first, after=after)
+        page = await info.context.service.list_tasks(info.context.caller, query)
         return UserTaskConnection.from_domain(page)
 
     @strawberry.field(description="One task by id, in any state; null when there is none or you may not see it.")

@@ -64,7 +64,7 @@ class UserTask:
             flow_node_id=task.flow_node_id,
             name=task.name,
             lane=task.lane,
-            state=UserTaskState(task.state) if task.state in domain.TASK_STATES else UserTaskState.RUNNING,
+            state=UserTaskState(domain.shown_state(task.state)),
             process_model_id=task.process_model_id,
             process_model_name=task.process_model_name,
             process_instance_id=strawberry.ID(task.process_instance_id),
@@ -112,7 +112,7 @@ class UserTaskConnection:
     total_count: int
 
     @classmethod
-    def from_domain(cls, page: domain.TaskPage) -> UserTaskConnection:
+    def from_domain(cls, page: domain.TaskListPage) -> UserTaskConnection:
         edges = [
             UserTaskEdge(node=UserTask.from_domain(edge.node), make_cursor=edge.make_cursor) for edge in page.edges
         ]

@@ -17,9 +17,8 @@ from typing import Any
 from ..core import limits
 from ..core.domain import FieldProblem
 from ..core.results import json_kind
+from ..core.tokens import MISSING
 from .problems import RequestInvalid
-
-MISSING: Any = object()
 
 
 def decode(raw: bytes, *, required: bool) -> Any:

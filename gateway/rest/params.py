@@ -43,6 +43,7 @@ from ..core.domain import (
     TaskSort,
     TokenOp,
     TokenPredicate,
+    states_or_default,
 )
 from .problems import RequestInvalid
 
@@ -189,8 +190,12 @@ def _single(query: QueryParams, name: str, problems: _Problems) -> str | None:
     return values[0] if values else None
 
 
-def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) -> TaskQuery:
-    """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once."""
+def parse_list_query(query: QueryParams, *, max_limit: int, default_limit: int | None = None) -> TaskQuery:
+    """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once.
+
+    Without ``limit`` the query's page size is None: the service's default, the same as GraphQL's without ``first``.
+    ``default_limit`` is not used (the default is the service's) and goes once its callers stop passing it.
+    """
     problems = _Problems()
     _unknown(query, LIST_TASKS_PARAMETERS, problems)
 
@@ -260,7 +265,7 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
             else:
                 sorts.append(sort)
 
-    limit = default_limit
+    limit: int | None = None
     raw_limit = _single(query, "limit", problems)
     if raw_limit is not None:
         if _INTEGER.match(raw_limit) and 0 <= int(raw_limit) <= max_limit:
@@ -275,7 +280,7 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
         problems.add("cursor", "Query parameter 'cursor' is not a cursor this gateway issued; use a page's nextCursor.")
 
     task_filter = TaskFilter(
-        states=states or ("suspended",),
+        states=states_or_default(states),
         ids=ids,
         reserved_for=reserved_for,
         reserved=reserved,
@@ -285,7 +290,7 @@ def parse_list_query(query: QueryParams, *, default_limit: int, max_limit: int) 
         token=tuple(predicates),
         **lists,
     )
-    parsed = TaskQuery(filter=task_filter, sort=tuple(sorts) or TaskQuery().sort, first=limit, after=cursor)
+    parsed = TaskQuery(filter=task_filter, sort=tuple(sorts), first=limit, after=cursor)
     try:
         parsed = limits.validate_query(parsed, max_page_size=max_limit)
     except limits.InvalidInput as exc:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from starlette.responses import Response
 
 from ..core import errors
-from ..core.domain import TASK_STATES, FieldProblem
+from ..core.domain import FieldProblem, shown_state
 from ..core.idempotency import IdempotencyKeyReused
 from ..core.limits import InvalidInput
 
@@ -151,7 +151,7 @@ def problem_body(error: errors.GatewayError, request_id: str) -> dict[str, Any]:
     if isinstance(error, errors.TaskNotFound | errors.TaskNotActive | errors.TaskReservedByOtherUser):
         body["taskId"] = error.task_id
     if isinstance(error, errors.TaskNotActive):
-        body["state"] = error.state if error.state in TASK_STATES else "running"  # as the task shows it
+        body["state"] = shown_state(error.state)  # as the task shows it
     if isinstance(error, errors.TaskReservedByOtherUser):
         body["reservedFor"] = error.reserved_for
     if isinstance(error, errors.InvalidTaskResult):

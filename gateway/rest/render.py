@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.domain import TASK_STATES, FinishOutcome, FormField, TaskPage, UserTask
+from ..core.domain import FinishOutcome, FormField, TaskListPage, UserTask, shown_state
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -32,8 +32,7 @@ def task(item: UserTask) -> dict[str, Any]:
         "flowNodeId": item.flow_node_id,
         "name": item.name,
         "lane": item.lane,
-        # the engine's lowercase states; anything unknown shows as "running", as in GraphQL
-        "state": item.state if item.state in TASK_STATES else "running",
+        "state": shown_state(item.state),  # the engine's lowercase states
         "processModelId": item.process_model_id,
         "processModelName": item.process_model_name,
         "processInstanceId": item.process_instance_id,
@@ -48,7 +47,7 @@ def task(item: UserTask) -> dict[str, Any]:
     }
 
 
-def page(result: TaskPage) -> dict[str, Any]:
+def page(result: TaskListPage) -> dict[str, Any]:
     return {
         "items": [task(item) for item in result.nodes],
         "totalCount": result.total_count,

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import httpx
 import pytest
 
 from gateway import engine
-from gateway.adapters.client_engine import engine_errors
+from gateway.adapters.client_engine import CLIENT_FILTERS, ClientEngine, engine_errors, request_counter
 from gateway.core import errors
+from gateway.core.domain import Caller, SortDirection, SortField
+from gateway.core.ports import ENGINE_FILTER_FIELDS, EngineFilter
+from gateway.engine import UserTaskClient
 
 
 def raised(exception: Exception, task_id: str | None = "t-1") -> errors.GatewayError:
@@ -56,3 +61,38 @@ def test_a_conflict_names_who_holds_the_task() -> None:
 
 def test_without_a_task_a_404_is_an_engine_error_not_a_missing_task() -> None:
     assert raised(engine_error(engine.NotFoundError, 404), task_id=None).code == "ENGINE_ERROR"
+
+
+def test_the_port_speaks_the_domain_and_the_adapter_the_engine() -> None:
+    """The domain's sort and filter fields become the engine's query parameters; the request hook counts each call."""
+    sent: list[httpx.Request] = []
+    methods: list[str] = []
+
+    def engine_api(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"flowNodeInstances": [], "totalCount": 0})
+
+    async def run() -> None:
+        client = UserTaskClient(
+            "http://engine.test",
+            transport=httpx.MockTransport(engine_api),
+            on_request=request_counter(methods.append),
+        )
+        async with client:
+            await ClientEngine(client).query_tasks(
+                Caller("alice"),
+                EngineFilter(lanes=("Approver",), ids=("t-1",)),
+                offset=0,
+                limit=5,
+                order_by=SortField.STARTED_AT,
+                direction=SortDirection.DESC,
+            )
+
+    asyncio.run(run())
+    [request] = sent
+    query = request.url.params
+    assert json.loads(query["sortSettings"]) == {"sortBy": "createdAt", "sortDir": "DESC"}
+    assert (query["flowNodeLane"], query["flowNodeInstanceId"]) == ("Approver", "t-1")
+    assert "state" not in query  # no state asked: any state (the service always asks for the states it wants)
+    assert methods == ["GET"]
+    assert set(CLIENT_FILTERS) == set(ENGINE_FILTER_FIELDS)

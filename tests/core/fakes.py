@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.core import errors
-from gateway.core.domain import Caller, FormField, UserTask
-from gateway.core.ports import EngineFilter, EnginePage
+from gateway.core.domain import Caller, FormField, SortDirection, SortField, UserTask
+from gateway.core.ports import ENGINE_SORT_FIELDS, EngineFilter, EnginePage
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,25 +40,9 @@ class FakeEngine:
         self.delay = 0.0
         self.finished: list[tuple[str, Any]] = []
 
-    @property
-    def call_count(self) -> int:
-        return self.calls
-
     async def _tick(self) -> None:
         self.calls += 1
         await asyncio.sleep(self.delay)
-
-    def _matches(self, task: UserTask, f: EngineFilter) -> bool:
-        checks = (
-            (f.states, task.state),
-            (f.process_model_ids, task.process_model_id),
-            (f.process_instance_ids, task.process_instance_id),
-            (f.flow_node_ids, task.flow_node_id),
-            (f.lanes, task.lane),
-            (f.correlation_ids, task.correlation_id),
-            (f.ids, task.id),
-        )
-        return all(not allowed or value in allowed for allowed, value in checks)
 
     async def query_tasks(
         self,
@@ -67,13 +51,13 @@ class FakeEngine:
         *,
         offset: int,
         limit: int,
-        sort_by: str | None,
-        descending: bool,
+        order_by: SortField,
+        direction: SortDirection,
     ) -> EnginePage:
         await self._tick()
-        found = [task for task in self.tasks.values() if self._matches(task, engine_filter)]
-        assert sort_by in (None, "createdAt")
-        found.sort(key=lambda task: (task.started_at, task.id), reverse=descending)
+        found = [task for task in self.tasks.values() if engine_filter.admits(task)]
+        assert order_by in ENGINE_SORT_FIELDS
+        found.sort(key=lambda task: (task.started_at, task.id), reverse=direction is SortDirection.DESC)
         page = found[offset : offset + limit] if limit else found[offset:]
         return EnginePage(tuple(page), len(found))
 

@@ -87,8 +87,8 @@ def test_a_query_becomes_the_graphql_filter_sort_and_page() -> None:
 def test_an_empty_query_is_the_graphql_default() -> None:
     parsed = query("")
     assert parsed.filter.states == ("suspended",)
-    assert parsed.first == 20
-    assert parsed.sort == (TaskSort(SortField.STARTED_AT),)
+    assert parsed.first is None  # the service's default page size
+    assert parsed.sort_keys == (TaskSort(SortField.STARTED_AT),)
     assert parsed.after is None
 
 
