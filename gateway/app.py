@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from .adapters.client_engine import ClientEngine, request_counter
+from .adapters.client_engine import ClientEngine
 from .adapters.embedded_engine import EmbeddedEngine, Supervisor
 from .adapters.identity import TokenVerifier
 from .assets import static_files_mount
@@ -28,9 +28,8 @@ from .core.cursor import CursorCodec
 from .core.service import ServiceLimits, TaskService
 from .engine import UserTaskClient
 from .gql.app import graphql_app
-from .metrics import GatewayMetrics, metrics
-from .middleware import GatewayMiddleware
-from .rest import rest_routes
+from .middleware import BodyTooLarge, GatewayMiddleware, body_too_large
+from .rest import EXCEPTION_HANDLERS, rest_routes
 
 log = logging.getLogger("gateway")
 
@@ -43,7 +42,7 @@ async def health(request: Request) -> Response:
     broken engine shows as 503 answers to real requests.
     """
     state = request.app.state
-    body: dict[str, object] = {"status": "ok", "engineUrl": state.engine_url}
+    body: dict[str, object] = {"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls}
     supervisor: Supervisor | None = state.supervisor
     if supervisor is None:
         return JSONResponse(body)
@@ -66,13 +65,12 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        *rest_routes(settings),
+        *rest_routes(),
         static_files_mount("/static"),
     ]
 
 
-def create_app(settings: Settings) -> Any:
+def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         embedded: EmbeddedEngine | None = None
@@ -97,7 +95,6 @@ def create_app(settings: Settings) -> Any:
             client_secret=settings.client_secret,
             authority_url=settings.authority_url if settings.client_id else None,
             timeout=settings.engine_timeout_seconds,
-            on_request=request_counter(app.state.metrics.engine_request),
         )
         http = httpx.AsyncClient(timeout=settings.engine_timeout_seconds, trust_env=False)
 
@@ -144,7 +141,11 @@ def create_app(settings: Settings) -> Any:
             if embedded is not None:
                 await embedded.stop()
 
-    app = Starlette(routes=routes(settings), lifespan=lifespan)
+    app = Starlette(
+        routes=routes(settings),
+        middleware=[Middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)],
+        exception_handlers={BodyTooLarge: body_too_large, **EXCEPTION_HANDLERS},
+        lifespan=lifespan,
+    )
     app.state.settings = settings
-    app.state.metrics = GatewayMetrics()
-    return GatewayMiddleware(app, max_body_bytes=settings.max_body_bytes)
+    return app

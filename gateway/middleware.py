@@ -1,43 +1,46 @@
 """ASGI middleware: a request id on every request and answer, and a limit on request bodies and WebSocket messages.
 
-``max_body_bytes`` (``GATEWAY_MAX_BODY_BYTES``) bounds an HTTP body (413 in the face's error format) and each
-WebSocket message alike: an oversized message closes the connection with 1009 (message too big) and a reason,
-before the application reads it (a GraphQL document over ``graphql-transport-ws`` must not get past the limit
-that a POST meets).
+``max_body_bytes`` (``GATEWAY_MAX_BODY_BYTES``) bounds an HTTP body and each WebSocket message alike. An HTTP body
+over the limit raises :class:`BodyTooLarge` where the application reads it, and :func:`body_too_large`, registered
+as the app's exception handler for it, answers 413 in the face's error format; a ``Content-Length`` over the limit
+gets that answer before routing. An oversized WebSocket message closes the connection with 1009 (message too big) and a
+reason, before the application reads it (a GraphQL document over ``graphql-transport-ws`` must not get past the
+limit that a POST meets).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import uuid
-from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .rest.problems import PayloadTooLarge, problem_response
+from .rest.resource import request_id_of
 
 REQUEST_ID_HEADER = b"x-request-id"
 WS_MESSAGE_TOO_BIG = 1009
 
 
 class BodyTooLarge(Exception):
-    pass
+    """Raised by the request's ``receive`` once the body that arrived is over the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than the limit of {limit} bytes.")
+        self.detail = str(self)
 
 
-def too_large_body(path: str, limit: int, request_id: str) -> tuple[int, bytes, bytes]:
-    """The 413 answer in the face's own error format: GraphQL errors or problem+json."""
-    detail = f"The request body is larger than the limit of {limit} bytes."
-    if path.startswith("/graphql"):
-        body = {"errors": [{"message": detail, "extensions": {"code": "BAD_REQUEST", "requestId": request_id}}]}
-        return 413, json.dumps(body).encode(), b"application/json"
-    problem = {
-        "type": "https://processcube-task-gateway.dev/problems/payload-too-large",
-        "title": "Payload too large",
-        "status": 413,
-        "detail": detail,
-        "instance": f"urn:request:{request_id}",
-        "code": "BAD_REQUEST",
-    }
-    return 413, json.dumps(problem).encode(), b"application/problem+json"
+async def body_too_large(request: Request, exc: Exception) -> Response:
+    """The 413 answer in the face's own error format: GraphQL errors or problem+json (exception handler)."""
+    if not isinstance(exc, BodyTooLarge):  # pragma: no cover - registered for BodyTooLarge only
+        raise exc
+    request_id = request_id_of(request)
+    close = {"Connection": "close"}  # the rest of the body is not read
+    if request.url.path.startswith("/graphql"):
+        body = {"errors": [{"message": exc.detail, "extensions": {"code": "BAD_REQUEST", "requestId": request_id}}]}
+        return JSONResponse(body, status_code=413, headers=close)
+    return problem_response(PayloadTooLarge(exc.detail), request_id, headers=close)
 
 
 class GatewayMiddleware:
@@ -57,36 +60,31 @@ class GatewayMiddleware:
             await self._websocket(scope, receive, send)
             return
 
-        limit = self.max_body_bytes
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(scope, send, request_id)
-            return
-        seen = 0
-        too_large = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    too_large = True
-                    raise BodyTooLarge
-            return message
-
         async def send_with_id(message: Message) -> None:
-            if too_large:
-                return  # whatever the app answers to the aborted read is replaced by the 413 below
             if message["type"] == "http.response.start":
                 message = dict(message)
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
-        with contextlib.suppress(BodyTooLarge):
-            await self.app(scope, limited_receive, send_with_id)
-        if too_large:
-            await self._refuse(scope, send, request_id)
+        limit = self.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            # Refused before routing, whether or not a route would read the body: the handler's own answer.
+            response = await body_too_large(Request(scope), BodyTooLarge(limit))
+            await response(scope, receive, send_with_id)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send_with_id)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the connection on, closing it (1009) instead of delivering a message over the limit.
@@ -112,17 +110,6 @@ class GatewayMiddleware:
                 await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
-
-    async def _refuse(self, scope: Scope, send: Send, request_id: str) -> None:
-        status, body, content_type = too_large_body(scope.get("path", ""), self.max_body_bytes, request_id)
-        headers: list[Any] = [
-            (b"content-type", content_type),
-            (b"content-length", str(len(body)).encode()),
-            (REQUEST_ID_HEADER, request_id.encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 def _message_exceeds(message: Message, limit: int) -> bool:

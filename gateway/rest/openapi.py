@@ -16,7 +16,7 @@ import yaml
 from starlette.routing import BaseRoute
 
 from .docs import api_docs_route
-from .resource import Answer, Call, Operation, resource
+from .resource import Answer, Call, Operation, Resource
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
 YAML = "application/yaml"
@@ -51,13 +51,13 @@ def openapi_routes(path: Path = OPENAPI_FILE) -> list[BaseRoute]:
         return Answer(200, _served(path)[1])
 
     return [
-        resource(
+        Resource(
             "/openapi.json",
             {"GET": Operation(as_json)},
             name="openapi_json",
             authenticate=False,
         ),
-        resource(
+        Resource(
             "/openapi.yaml",
             {"GET": Operation(as_yaml)},
             name="openapi_yaml",

@@ -1,17 +1,21 @@
 """One REST resource: a path with its operations, and everything HTTP that is the same for all of them.
 
+Starlette does the routing: a :class:`Resource` is a ``Route`` with its methods (plus ``HEAD`` with ``GET``, and
+``OPTIONS``), and :data:`EXCEPTION_HANDLERS`, registered once on the app, turn what is raised into problems.
 Per request, in this order (the first failure answers, as a problem document):
 
-1. the method: OPTIONS answers 204 with ``Allow``; HEAD is GET without a body; any other method that the
-   resource does not have is 405 with ``Allow``;
+1. the method: starlette answers a method the resource lacks with ``HTTPException(405)``, which
+   :func:`http_exception_handler` renders as a 405 problem with ``Allow``; OPTIONS answers 204 with ``Allow``;
+   HEAD is GET without a body;
 2. ``Accept`` must admit JSON (``application/json`` or ``application/problem+json``, or a wildcard): else 406;
-3. a body must be ``Content-Type: application/json``: else 415 (bodies over the size limit never get here: the
-   middleware answers 413);
+3. a body must be ``Content-Type: application/json``: else 415 (a body over the size limit raises
+   :class:`~gateway.middleware.BodyTooLarge` while it is read: 413);
 4. the caller (``Authorization``) is verified before anything else happens: 401;
 5. the operation parses its parameters and body (400), and, when the request has an ``Idempotency-Key``, runs
    through the :class:`~gateway.core.idempotency.IdempotencyStore` (a replay answers with ``Idempotent-Replayed:
    true``);
-6. a :class:`~gateway.core.errors.GatewayError` becomes its problem; anything unexpected is logged and masked (500).
+6. a :class:`~gateway.core.errors.GatewayError` becomes its problem (:func:`gateway_error_handler`); anything
+   unexpected is logged and masked (:func:`unexpected_error_handler`: 500).
 """
 
 from __future__ import annotations
@@ -21,16 +25,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route, request_response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from ..core import errors
 from ..core.domain import Caller
 from ..core.idempotency import IdempotencyKey, IdempotencyStore, fingerprint, is_final
 from ..core.service import TaskService
-from ..middleware import BodyTooLarge
 from . import bodies
 from .params import idempotency_key_of
 from .problems import (
@@ -42,6 +45,7 @@ from .problems import (
     masked_error_response,
     problem_body,
     problem_headers,
+    problem_response,
 )
 
 JSON = "application/json"
@@ -194,28 +198,37 @@ async def _answer(request: Request, operation: Operation, call: Call) -> Respons
     return outcome.value.response(replayed=outcome.replayed)
 
 
-def resource(
-    path: str,
-    operations: Mapping[str, Operation],
-    *,
-    name: str,
-    media_types: Sequence[str] = API_MEDIA_TYPES,
-    authenticate: bool = True,
-) -> Route:
-    """A starlette Route for ``path`` that takes every method and answers the ones it lacks with 405 itself."""
-    methods = [method.upper() for method in operations]
-    allow = ", ".join([*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"])
+class Resource(Route):
+    """A starlette ``Route`` for ``path`` with its operations; starlette refuses other methods (405, see
+    :func:`http_exception_handler`)."""
 
-    async def endpoint(request: Request) -> Response:
-        request_id = request_id_of(request)
-        try:
+    def __init__(
+        self,
+        path: str,
+        operations: Mapping[str, Operation],
+        *,
+        name: str,
+        media_types: Sequence[str] = API_MEDIA_TYPES,
+        authenticate: bool = True,
+    ) -> None:
+        methods = [method.upper() for method in operations]
+        #: The ``Allow`` header: the operations in their order, HEAD with GET, and OPTIONS.
+        self.allow = ", ".join([*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"])
+        by_method = {method.upper(): operation for method, operation in operations.items()}
+        super().__init__(
+            path, self._endpoint(by_method, media_types, authenticate), methods=[*methods, "OPTIONS"], name=name
+        )
+
+    def _endpoint(
+        self, operations: Mapping[str, Operation], media_types: Sequence[str], authenticate: bool
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
             method = request.method.upper()
             if method == "OPTIONS":
-                return Response(status_code=204, headers={"Allow": allow})
-            operation = operations.get("GET" if method == "HEAD" else method)
-            if operation is None:
-                raise MethodNotAllowed(method, allow)
+                return Response(status_code=204, headers={"Allow": self.allow})
+            operation = operations["GET" if method == "HEAD" else method]  # starlette routed only these methods
             raw = await _negotiated_body(request, operation, media_types)
+            request_id = request_id_of(request)
             if not authenticate:
                 return (await _run(operation, Call(request, request_id))).response()
             caller: Caller = await request.app.state.verifier.caller(request.headers.get("authorization"))
@@ -223,38 +236,71 @@ def resource(
             if operation.body is not Body.NONE:
                 call.body = bodies.decode(raw, required=operation.body is Body.REQUIRED)
             return await _answer(request, operation, call)
-        except errors.GatewayError as exc:
-            return problem_answer(exc, request_id).response()
-        except (BodyTooLarge, ClientDisconnect):
-            raise  # the middleware answers 413; a client that went away gets nothing
-        except Exception as exc:
-            return masked_error_response(exc, request_id, f"{request.method} {request.url.path}")
 
-    return any_method_route(path, endpoint, name=name)
+        return endpoint
 
 
-class _AnyMethod:
-    """An endpoint as a plain ASGI app, so that starlette routes every method to it (no plain-text 405)."""
-
-    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
-        self._app = request_response(endpoint)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
+# -- exception handlers (registered once, on the app) ----------------------------------------------------------
 
 
-def any_method_route(path: str, endpoint: Callable[[Request], Awaitable[Response]], *, name: str) -> Route:
-    return Route(path, _AnyMethod(endpoint), name=name)
+async def gateway_error_handler(request: Request, exc: Exception) -> Response:
+    """A :class:`~gateway.core.errors.GatewayError` raised by a route: its problem document."""
+    if not isinstance(exc, errors.GatewayError):  # pragma: no cover - registered for GatewayError only
+        raise exc
+    return problem_response(exc, request_id_of(request))
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's ``HTTPException``: a wrong method on a :class:`Resource` is a 405 problem with ``Allow``.
+
+    Everything else (the routes outside the REST face: /graphql, /healthz, /static, /docs) keeps starlette's
+    plain answer. Unknown paths under /api/v1 never get here: the API's router answers them with a problem.
+    """
+    if not isinstance(exc, HTTPException):  # pragma: no cover - registered for HTTPException only
+        raise exc
+    route = request.scope.get("route")
+    if exc.status_code == 405 and isinstance(route, Resource):
+        return problem_response(MethodNotAllowed(request.method.upper(), route.allow), request_id_of(request))
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    """A client that went away while sending its body: nothing to log, and the answer reaches no one."""
+    return Response(status_code=400)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with the request id, answered with a masked 500 problem.
+
+    Starlette calls this from its outermost middleware, outside :class:`~gateway.middleware.GatewayMiddleware`,
+    so the answer carries ``X-Request-ID`` itself.
+    """
+    request_id = request_id_of(request)
+    response = masked_error_response(exc, request_id, f"{request.method} {request.url.path}")
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+#: Ready to pass as ``Starlette(exception_handlers=...)``.
+EXCEPTION_HANDLERS: Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    errors.GatewayError: gateway_error_handler,
+    HTTPException: http_exception_handler,
+    ClientDisconnect: client_disconnect_handler,
+    Exception: unexpected_error_handler,
+}
 
 
 __all__ = [
+    "EXCEPTION_HANDLERS",
     "Answer",
     "Body",
     "Call",
     "Operation",
+    "Resource",
     "accepts",
-    "any_method_route",
     "json_answer",
     "problem_answer",
-    "resource",
+    "request_id_of",
 ]

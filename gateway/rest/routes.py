@@ -9,27 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from ..core import errors
 from ..core.domain import FinishOutcome, UserTask
 from ..core.idempotency import is_final
 from . import bodies, params, render
 from .problems import RouteNotFound, problem_body
-from .resource import (
-    Answer,
-    Body,
-    Call,
-    Handler,
-    Operation,
-    any_method_route,
-    json_answer,
-    problem_answer,
-    request_id_of,
-    resource,
-)
+from .resource import Answer, Body, Call, Handler, Operation, Resource, json_answer
 
 PREFIX = "/api/v1"
 
@@ -110,13 +98,17 @@ async def finish_user_tasks(call: Call) -> Answer:
     return _batch_answer(call, [task_id for task_id, _ in items], outcomes)
 
 
-async def no_such_route(request: Request) -> Response:
-    """Any method on a path under /api/v1 that names no resource: a 404 problem, not starlette's plain text."""
-    error = RouteNotFound(
-        f"There is no resource at '{request.url.path}'. The routes are listed in /openapi.json"
-        " (task ids never contain '/')."
-    )
-    return problem_answer(error, request_id_of(request)).response()
+class NoSuchRoute:
+    """Any method on a path under /api/v1 that names no resource: a 404 problem, not starlette's plain text.
+
+    The API router's ``default`` (what starlette runs when no route matches), so starlette's routing decides.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise RouteNotFound(
+            f"There is no resource at '{scope['path']}'. The routes are listed in /openapi.json"
+            " (task ids never contain '/')."
+        )
 
 
 def _write(handler: Handler) -> Operation:
@@ -124,38 +116,33 @@ def _write(handler: Handler) -> Operation:
 
 
 def api_routes() -> list[BaseRoute]:
-    """The /api/v1 routes. The batch routes come first: a concrete path wins over ``{id}`` (as in OpenAPI)."""
-    return [
-        resource(
-            f"{PREFIX}/user-tasks/batch/reserve",
-            {"POST": _write(reserve_user_tasks)},
-            name="reserve_user_tasks",
-        ),
-        resource(
-            f"{PREFIX}/user-tasks/batch/cancel-reservation",
+    """/api/v1 as a Mount. The batch routes come first: a concrete path wins over ``{id}`` (as in OpenAPI).
+
+    The API's router redirects no slashes (``/user-tasks/`` names no resource: 404, as any unknown path under the
+    prefix); the bare prefix names no resource either.
+    """
+    resources = [
+        Resource("/user-tasks/batch/reserve", {"POST": _write(reserve_user_tasks)}, name="reserve_user_tasks"),
+        Resource(
+            "/user-tasks/batch/cancel-reservation",
             {"POST": _write(cancel_user_task_reservations)},
             name="cancel_user_task_reservations",
         ),
-        resource(
-            f"{PREFIX}/user-tasks/batch/finish",
-            {"POST": _write(finish_user_tasks)},
-            name="finish_user_tasks",
-        ),
-        resource(f"{PREFIX}/user-tasks", {"GET": Operation(list_user_tasks)}, name="list_user_tasks"),
-        resource(f"{PREFIX}/user-tasks/{{id}}", {"GET": Operation(get_user_task)}, name="get_user_task"),
-        resource(
-            f"{PREFIX}/user-tasks/{{id}}/reservation",
+        Resource("/user-tasks/batch/finish", {"POST": _write(finish_user_tasks)}, name="finish_user_tasks"),
+        Resource("/user-tasks", {"GET": Operation(list_user_tasks)}, name="list_user_tasks"),
+        Resource("/user-tasks/{id}", {"GET": Operation(get_user_task)}, name="get_user_task"),
+        Resource(
+            "/user-tasks/{id}/reservation",
             {
                 "PUT": Operation(reserve_user_task, Body.OPTIONAL, idempotent=True),
                 "DELETE": Operation(cancel_user_task_reservation, idempotent=True),
             },
             name="user_task_reservation",
         ),
-        resource(
-            f"{PREFIX}/user-tasks/{{id}}/finish",
-            {"POST": _write(finish_user_task)},
-            name="finish_user_task",
-        ),
-        any_method_route(PREFIX, no_such_route, name="api_root"),
-        any_method_route(f"{PREFIX}/{{rest:path}}", no_such_route, name="api_not_found"),
+        Resource("/user-tasks/{id}/finish", {"POST": _write(finish_user_task)}, name="finish_user_task"),
+    ]
+    not_found = NoSuchRoute()
+    return [
+        Mount(PREFIX, app=Router(resources, redirect_slashes=False, default=not_found), name="api"),
+        Route(PREFIX, not_found, name="api_root"),
     ]

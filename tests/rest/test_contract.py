@@ -8,6 +8,7 @@ of ``SLOW_BUDGET_SECONDS``. Each prints its summary line (cases, checks, failure
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -21,11 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from gateway.config import Settings
 from gateway.core import errors, limits
 from gateway.core.idempotency import IdempotencyKeyReused
-from gateway.middleware import too_large_body
+from gateway.middleware import BodyTooLarge, body_too_large
 from gateway.rest import params
 from gateway.rest.openapi import OPENAPI_FILE, load_document
 from gateway.rest.problems import PROBLEM_BASE, PROBLEM_TYPES, InternalError, PayloadTooLarge
@@ -167,10 +169,11 @@ def test_every_error_code_has_its_own_problem_type_listed_in_the_contract() -> N
     assert len({kind.uri for kind in PROBLEM_TYPES.values()}) == len(PROBLEM_TYPES)
 
 
-def test_the_middlewares_413_uses_the_problem_table() -> None:
-    status, body, content_type = too_large_body("/api/v1/user-tasks/x/finish", 1024, "r-1")
-    assert (status, content_type) == (413, b"application/problem+json")
-    assert json.loads(body)["type"] == PROBLEM_TYPES[PayloadTooLarge].uri
+def test_the_413_uses_the_problem_table() -> None:
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/user-tasks/x/finish", "headers": []}
+    response = asyncio.run(body_too_large(Request({**scope, "state": {"request_id": "r-1"}}), BodyTooLarge(1024)))
+    assert (response.status_code, response.media_type) == (413, "application/problem+json")
+    assert json.loads(response.body)["type"] == PROBLEM_TYPES[PayloadTooLarge].uri
     assert PROBLEM_TYPES[PayloadTooLarge].uri.startswith(PROBLEM_BASE)
 
 

@@ -7,13 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.core.domain import Caller
 from gateway.core.service import ServiceLimits
-from gateway.middleware import GatewayMiddleware
-from gateway.rest import rest_routes
 from gateway.rest.problems import PROBLEM_BASE
 from tests.asgi_server import serve_asgi
 
@@ -31,12 +29,13 @@ class AnyoneVerifier:
 
 
 def test_an_unexpected_exception_is_a_masked_500_problem(caplog: pytest.LogCaptureFixture) -> None:
-    app = Starlette(routes=rest_routes(Settings()))
+    app = create_app(Settings())  # served without its lifespan: no engine, the broken service below instead
     app.state.service = BrokenService()
     app.state.verifier = AnyoneVerifier()
-    with serve_asgi(GatewayMiddleware(app, max_body_bytes=4096)) as origin, caplog.at_level(logging.ERROR):
+    with serve_asgi(app) as origin, caplog.at_level(logging.ERROR):
         response = httpx.get(origin + "/api/v1/user-tasks", headers={"X-Request-ID": "req-500"})
     assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-500"
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert body["type"] == PROBLEM_BASE + "internal-error"
