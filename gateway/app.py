@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from .adapters.client_engine import ClientEngine
+from .adapters.client_engine import ClientEngine, request_counter
 from .adapters.embedded_engine import EmbeddedEngine, Supervisor
 from .adapters.identity import TokenVerifier
 from .assets import static_files_mount
@@ -28,6 +28,7 @@ from .core.cursor import CursorCodec
 from .core.service import ServiceLimits, TaskService
 from .engine import UserTaskClient
 from .gql.app import graphql_app
+from .metrics import GatewayMetrics, metrics
 from .middleware import BodyTooLarge, GatewayMiddleware, body_too_large
 from .rest import EXCEPTION_HANDLERS, rest_routes
 
@@ -42,7 +43,7 @@ async def health(request: Request) -> Response:
     broken engine shows as 503 answers to real requests.
     """
     state = request.app.state
-    body: dict[str, object] = {"status": "ok", "engineUrl": state.engine_url, "engineCalls": state.service.engine_calls}
+    body: dict[str, object] = {"status": "ok", "engineUrl": state.engine_url}
     supervisor: Supervisor | None = state.supervisor
     if supervisor is None:
         return JSONResponse(body)
@@ -65,6 +66,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *rest_routes(),
         static_files_mount("/static"),
     ]
@@ -95,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
             client_secret=settings.client_secret,
             authority_url=settings.authority_url if settings.client_id else None,
             timeout=settings.engine_timeout_seconds,
+            on_request=request_counter(app.state.metrics.engine_request),
         )
         http = httpx.AsyncClient(timeout=settings.engine_timeout_seconds, trust_env=False)
 
@@ -148,4 +151,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = GatewayMetrics()
     return app
