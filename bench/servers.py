@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.adapters.embedded_engine import READY_PATH, engine_command
 from gateway.metrics import engine_requests_in
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,9 +106,8 @@ class Engine(_Process):
 
     def start(self) -> Engine:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "embedded_engine", "--host", "127.0.0.1", "--port", str(self.port)]
-        self._spawn([*args, "--data-dir", str(self.data_dir), "--log-level", "warning"])
-        self._wait_ready(API + "/info", timeout=120)
+        self._spawn(engine_command(self.port, self.data_dir))
+        self._wait_ready(READY_PATH, timeout=120)
         return self
 
 

@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -99,21 +98,14 @@ def create_app(settings: Settings) -> Starlette:
             timeout=settings.engine_timeout_seconds,
             on_request=request_counter(app.state.metrics.engine_request),
         )
-        http = httpx.AsyncClient(timeout=settings.engine_timeout_seconds, trust_env=False)
-
-        async def authority_url() -> str:
-            if settings.authority_url:
-                return settings.authority_url
-            response = await http.get(f"{engine_url}/atlas_engine/api/v1/authority")
-            response.raise_for_status()
-            return str(response.json())
 
         app.state.engine_url = engine_url
         app.state.supervisor = supervisor
         app.state.client = client
+        # The authority, its discovery document and keys come through the engine client: one pool, one error mapping.
         app.state.verifier = TokenVerifier(
-            http,
-            authority_url=authority_url,
+            client,
+            authority_url=settings.authority_url,
             allow_anonymous=settings.allow_anonymous,
             audience=settings.jwt_audience,
         )
@@ -140,7 +132,6 @@ def create_app(settings: Settings) -> Starlette:
             if supervisor is not None:
                 await supervisor.stop()  # first: stopping the engine below is no crash to repair
             await client.aclose()
-            await http.aclose()
             if embedded is not None:
                 await embedded.stop()
 

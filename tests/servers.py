@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from gateway.adapters.embedded_engine import READY_PATH, engine_command
 from gateway.metrics import engine_requests_in
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,30 +103,20 @@ class EngineServer(ServerProcess):
         return self.url + "/authority"
 
     def start(self) -> EngineServer:
-        args = [
-            sys.executable,
-            "-m",
-            "embedded_engine",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--log-level",
-            "warning",
-            *self.extra_args,
-        ]
-        if not self.anonymous:
-            args.append("--no-anonymous")
-        if self.demo:
-            args.append("--demo")
+        clients_file: Path | None = None
         if self.clients is not None:
             clients_file = self.data_dir.parent / f"clients-{self.port}.json"
             clients_file.write_text(json.dumps(list(self.clients)))
-            args += ["--clients", str(clients_file)]
+        args = engine_command(
+            self.port,
+            self.data_dir,
+            demo=self.demo,
+            anonymous=self.anonymous,
+            clients_file=clients_file,
+            extra_args=self.extra_args,
+        )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.spawn(args, log_path=self.data_dir.parent / f"engine-{self.port}.log", ready_url=self.api + "/info")
+        self.spawn(args, log_path=self.data_dir.parent / f"engine-{self.port}.log", ready_url=self.url + READY_PATH)
         return self
 
     def restart(self) -> EngineServer:

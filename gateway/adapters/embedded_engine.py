@@ -19,16 +19,51 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
-
-import httpx
+from typing import Final, Literal, Protocol
 
 from ..config import SettingsError
+from ..engine import ProcessCubeException, RetryPolicy, UserTaskClient
 
 log = logging.getLogger("gateway.adapters.embedded_engine")
+
+#: A started engine is ready once its ApplicationInfo answers 200 here (below the engine's root URL).
+READY_PATH: Final = "/atlas_engine/api/v1/info"
+
+
+def engine_command(
+    port: int,
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    demo: bool = False,
+    anonymous: bool = True,
+    clients_file: Path | None = None,
+    log_level: str = "warning",
+    exit_with_parent: bool = False,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The command line that starts the embedded engine (``python -m embedded_engine …``), with this interpreter.
+
+    The one place that knows the engine's options: the gateway starts its engine with it, and so do the tests and
+    the benchmarks (each with its own process handling). Wait for :data:`READY_PATH` to answer before using it.
+    ``demo`` seeds instances on the first start only (remembered in the data directory); ``anonymous=False``
+    refuses the dummy token; ``clients_file`` is a JSON list of OAuth clients; ``exit_with_parent`` ends the engine
+    when the process that started it dies.
+    """
+    args = [sys.executable, "-m", "embedded_engine", "--host", host, "--port", str(port)]
+    args += ["--data-dir", str(data_dir), "--log-level", log_level, *extra_args]
+    if exit_with_parent:
+        args.append("--exit-with-parent")
+    if not anonymous:
+        args.append("--no-anonymous")
+    if demo:
+        args.append("--demo")
+    if clients_file is not None:
+        args += ["--clients", str(clients_file)]
+    return args
 
 
 def _port_is_free(port: int) -> bool:
@@ -99,35 +134,24 @@ class EmbeddedEngine:
                 " GATEWAY_EMBEDDED_ENGINE_PORT to another port (0: any free one), or point PROCESSCUBE_ENGINE_URL"
                 " at a running engine."
             )
-        args = [
-            "-m",
-            "embedded_engine",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--log-level",
-            self.log_level,
-            "--exit-with-parent",
-        ]
-        if self.demo:
-            args.append("--demo")  # seeds instances on the first start only (remembered in the data directory)
+        command = engine_command(
+            self.port, self.data_dir, demo=self.demo, log_level=self.log_level, exit_with_parent=True
+        )
         # A process group of its own: Ctrl+C in the terminal of `make run` reaches the gateway only, which stops
         # the supervisor and then the engine. Were the engine in the terminal's group, it would die at the same
         # moment and the supervisor would take that for a crash. A gateway killed outright is covered by
         # --exit-with-parent.
-        process = await asyncio.create_subprocess_exec(sys.executable, *args, process_group=0)
+        process = await asyncio.create_subprocess_exec(*command, process_group=0)
         self._process = process
         deadline = time.monotonic() + startup_seconds
-        async with httpx.AsyncClient(timeout=1.0, trust_env=False) as http:
+        # Asked with the engine client (one try each, short timeout): it knows how to talk to an engine.
+        async with UserTaskClient(self.url, timeout=1.0, retry=RetryPolicy(max_retries=0)) as client:
             while time.monotonic() < deadline:
                 if process.returncode is not None:
                     raise RuntimeError(f"The embedded engine {describe_exit(process.returncode)} while starting.")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(self.url + "/atlas_engine/api/v1/info")).status_code == 200:
-                        return process
+                with contextlib.suppress(ProcessCubeException):
+                    await client.get_info()  # GET READY_PATH
+                    return process
                 await asyncio.sleep(0.1)
         await self.stop()
         raise RuntimeError(f"The embedded engine did not answer within {startup_seconds} seconds.")

@@ -1,10 +1,12 @@
 """Who is calling: a bearer JWT verified against the authority's keys (JWKS) before any engine call.
 
 The authority's issuer and keys are read from its OIDC discovery document (the authority URL comes from the
-configuration, or from the engine's ``GET /atlas_engine/api/v1/authority``). Keys are cached; a token signed with
-an unknown ``kid`` makes the verifier fetch the keys again (at most once every few seconds), which is how key
-rotation reaches the gateway. A request without a token is anonymous, which works only where anonymous access is
-allowed; the gateway then uses the engine's anonymous dummy token.
+configuration, or from the engine's ``GET /atlas_engine/api/v1/authority``). Everything is fetched through the
+engine client (:class:`AuthoritySource`, which ``UserTaskClient`` is), so its failures are ``ProcessCubeException``s,
+mapped to the core's errors by the same function as every engine call (authority down: ``EngineUnavailable``).
+Keys are cached; a token signed with an unknown ``kid`` makes the verifier fetch the keys again (at most once every
+few seconds), which is how key rotation reaches the gateway. A request without a token is anonymous, which works
+only where anonymous access is allowed; the gateway then uses the engine's anonymous dummy token.
 """
 
 from __future__ import annotations
@@ -13,31 +15,44 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
 from ..core import errors
 from ..core.domain import Caller
+from .client_engine import engine_errors
 
 ANONYMOUS_USER = "dummy_token"  # the user id the engine gives the anonymous dummy token
 DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
 _REFRESH_INTERVAL = 10.0
 
 
+class AuthoritySource(Protocol):
+    """Where the verifier reads the authority from: ``gateway.engine.UserTaskClient`` (or a test fake).
+
+    Both raise only ``ProcessCubeException``s.
+    """
+
+    async def get_authority_url(self) -> str: ...
+
+    async def get_json(self, url: str) -> object: ...
+
+
 class TokenVerifier:
+    """Verifies bearer JWTs (RS256) against the authority's keys; ``authority_url`` None: ask the engine."""
+
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        source: AuthoritySource,
         *,
-        authority_url: Callable[[], Any],
+        authority_url: str | None = None,
         allow_anonymous: bool,
         audience: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = http
+        self._source = source
         self._authority_url = authority_url
         self._allow_anonymous = allow_anonymous
         self._audience = audience
@@ -114,35 +129,28 @@ class TokenVerifier:
         return self._keys[kid]
 
     async def _refresh(self) -> None:
-        try:
+        async with engine_errors():
             if self._jwks_uri is None:
-                authority = await self._authority_url()
-                discovery = await self._get_json(f"{str(authority).rstrip('/')}/.well-known/openid-configuration")
-                self._issuer = str(discovery["issuer"])
-                self._jwks_uri = str(discovery["jwks_uri"])
-            jwks = await self._get_json(self._jwks_uri)
-            keys: dict[str, Any] = {}
+                authority = self._authority_url or await self._source.get_authority_url()
+                url = f"{authority.rstrip('/')}/.well-known/openid-configuration"
+                discovery = _object(await self._source.get_json(url), url)
+                issuer, jwks_uri = discovery.get("issuer"), discovery.get("jwks_uri")
+                if not isinstance(issuer, str) or not isinstance(jwks_uri, str):
+                    raise errors.EngineFailure(f"The discovery document at {url} has no issuer or jwks_uri.")
+                self._issuer, self._jwks_uri = issuer, jwks_uri
+            jwks = _object(await self._source.get_json(self._jwks_uri), self._jwks_uri)
+        keys: dict[str, Any] = {}
+        try:
             for jwk in jwks.get("keys", []):
-                if jwk.get("kty") == "RSA":
+                if isinstance(jwk, dict) and jwk.get("kty") == "RSA":
                     keys[str(jwk.get("kid", ""))] = RSAAlgorithm.from_jwk(json.dumps(jwk))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise errors.EngineFailure(f"The authority's discovery document or keys are malformed: {exc}") from exc
+        except (jwt.InvalidKeyError, KeyError, TypeError, ValueError) as exc:
+            raise errors.EngineFailure(f"The authority's keys at {self._jwks_uri} are malformed: {exc}") from exc
         self._keys = keys
         self._fetched_at = self._clock()
 
-    async def _get_json(self, url: str) -> dict[str, Any]:
-        try:
-            response = await self._http.get(url)
-        except httpx.TimeoutException as exc:
-            raise errors.EngineTimeout(f"The authority at {url} did not answer in time.") from exc
-        except httpx.HTTPError as exc:
-            raise errors.EngineUnavailable(f"The authority at {url} is unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise errors.EngineFailure(f"The authority answered {response.status_code} for {url}.")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise errors.EngineFailure(f"The authority's answer at {url} is not JSON.") from exc
-        if not isinstance(body, dict):
-            raise errors.EngineFailure(f"The authority's answer at {url} is not a JSON object.")
-        return body
+
+def _object(body: object, url: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise errors.EngineFailure(f"The authority's answer at {url} is not a JSON object.")
+    return body

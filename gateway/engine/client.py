@@ -33,6 +33,7 @@ from .wire import (
     USER_TASK_EVENTS,
     Filter,
     TaskPage,
+    authority_from_wire,
     chunk_ids,
     encode_query,
     json_body,
@@ -461,6 +462,45 @@ class UserTaskClient:
         if not isinstance(body, dict):
             raise ProtocolError(f"GET /info answered {body!r}, not an object")
         return body
+
+    # -- the authority (for whoever verifies the engine's tokens) ----------------------------------
+
+    async def get_authority_url(self) -> str:
+        """The URL of the authority that issues the engine's tokens, without a trailing slash.
+
+        The one this client authenticates at when it uses client credentials (given, or already discovered);
+        else the engine's answer to `GET /authority` (asked each time: cache it). Sends no token.
+        """
+        if isinstance(self._tokens, ClientCredentialsProvider) and self._tokens.authority_url:
+            return self._tokens.authority_url
+        url = self._api + "/authority"
+        return authority_from_wire(json_body(await self._get_without_token(url, "GET /authority"), "GET /authority"))
+
+    async def get_json(self, url: str) -> object:
+        """GET any absolute URL without a token and parse its JSON (an authority's discovery document, its JWKS).
+
+        Through the same pool, timeouts, retries of reads and error mapping as every engine call: failures are
+        `ProcessCubeException`s (an error status the `EngineError` for it, a non-JSON body a `ProtocolError`).
+        Not counted in `request_count`.
+        """
+        return json_body(await self._get_without_token(url, f"GET {url[:200]}"), f"GET {url[:200]}")
+
+    async def _get_without_token(self, url: str, what: str) -> bytes:
+        if self.closed:
+            raise RuntimeError("this UserTaskClient is closed")
+        retries = 0
+        while True:
+            try:
+                with map_engine_errors(what=what):
+                    response = await self._http.get(url, headers={"Accept": "application/json"})
+                if not response.is_success:
+                    raise error_for_response(response)
+                return response.content
+            except ProcessCubeException as exc:
+                if not self._retry.should_retry(exc, attempt=retries, write=False):
+                    raise
+                await self._retry.wait(retries)
+                retries += 1
 
     # -- events ------------------------------------------------------------------------------------
 
