@@ -6,6 +6,7 @@ HTTP concerns (methods, media types, idempotency keys, problems) are :mod:`gatew
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,7 +143,8 @@ def api_routes() -> list[BaseRoute]:
         Resource("/user-tasks/{id}/finish", {"POST": _write(finish_user_task)}, name="finish_user_task"),
     ]
     not_found = NoSuchRoute()
-    return [
-        Mount(PREFIX, app=Router(resources, redirect_slashes=False, default=not_found), name="api"),
-        Route(PREFIX, not_found, name="api_root"),
-    ]
+    api = Mount(PREFIX, app=Router(resources, redirect_slashes=False, default=not_found), name="api")
+    # The Mount's pattern ('.*') stops at a newline, but a task id may hold a (percent-encoded) one: such an id is a
+    # bad id (400) like any other, so the prefix takes whatever follows it.
+    api.path_regex = re.compile(api.path_regex.pattern, re.DOTALL)
+    return [api, Route(PREFIX, not_found, name="api_root")]

@@ -41,6 +41,12 @@ def test_paths_under_the_api_that_name_no_resource_are_404_problems_for_any_meth
         assert_problem(httpx.request(method, origin + path), 404, "not-found")
 
 
+def test_an_id_with_a_newline_is_a_bad_id_like_any_other(origin: str) -> None:
+    response = httpx.get(origin + "/api/v1/user-tasks/a%0Ab")
+    assert_problem(response, 400, "bad-request")
+    assert response.json()["problems"][0]["field"] == "id"
+
+
 def test_a_declared_body_over_the_limit_is_refused_even_where_no_body_is_read(origin: str) -> None:
     response = httpx.request("GET", origin + "/api/v1/user-tasks/x", content=b"x" * 4096)
     assert_problem(response, 413, "payload-too-large")
