@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from .core.domain import DEFAULT_PAGE_SIZE
+
 T = TypeVar("T")
 
 
@@ -38,7 +40,7 @@ class Settings:
     cache_ttl_seconds: float = 2.0
     cache_max_entries: int = 10_000
     cache_max_bytes: int = 67_108_864
-    default_page_size: int = 20
+    default_page_size: int = DEFAULT_PAGE_SIZE
     max_page_size: int = 100
     max_batch_size: int = 100
     batch_concurrency: int = 16
@@ -72,7 +74,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_CACHE_TTL_SECONDS": "how long reads are cached; 0 turns the cache off (2)",
     "GATEWAY_CACHE_MAX_ENTRIES": "cache size (10000)",
     "GATEWAY_CACHE_MAX_BYTES": "cache size in bytes, estimated; a value over half of it is not cached (67108864)",
-    "GATEWAY_DEFAULT_PAGE_SIZE": "page size when `first`/`limit` is not given (20)",
+    "GATEWAY_DEFAULT_PAGE_SIZE": f"page size when `first`/`limit` is not given ({DEFAULT_PAGE_SIZE})",
     "GATEWAY_MAX_PAGE_SIZE": "largest page (100)",
     "GATEWAY_MAX_BATCH_SIZE": "most items in one batch mutation (100)",
     "GATEWAY_BATCH_CONCURRENCY": "batch items sent to the engine at once (16)",
@@ -182,7 +184,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             _integer(1_048_576, 68_719_476_736),
             "bytes, from 1048576 (1 MiB) to 68719476736 (64 GiB)",
         ),
-        default_page_size=_parsed(env, "GATEWAY_DEFAULT_PAGE_SIZE", 20, _integer(1, 10_000), "a positive integer"),
+        default_page_size=_parsed(
+            env, "GATEWAY_DEFAULT_PAGE_SIZE", DEFAULT_PAGE_SIZE, _integer(1, 10_000), "a positive integer"
+        ),
         max_page_size=_parsed(env, "GATEWAY_MAX_PAGE_SIZE", 100, _integer(1, 10_000), "a positive integer"),
         max_batch_size=_parsed(env, "GATEWAY_MAX_BATCH_SIZE", 100, _integer(1, 10_000), "a positive integer"),
         batch_concurrency=_parsed(env, "GATEWAY_BATCH_CONCURRENCY", 16, _integer(1, 1_000), "a positive integer"),

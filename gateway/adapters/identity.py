@@ -81,13 +81,12 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise errors.Unauthenticated("The token has no subject ('sub').")
-        extra = tuple(sorted((k, v) for k, v in claims.items() if isinstance(v, str | int | float | bool)))
-        return Caller(user_id=subject, token=token, anonymous=False, claims=extra)
+        return Caller(user_id=subject, token=token)
 
     def _anonymous(self) -> Caller:
         if not self._allow_anonymous:
             raise errors.Unauthenticated("This gateway needs a bearer token (Authorization: Bearer <JWT>).")
-        return Caller(user_id=ANONYMOUS_USER, token=None, anonymous=True)
+        return Caller(user_id=ANONYMOUS_USER, token=None)
 
     async def verify(self, token: str) -> dict[str, Any]:
         try:

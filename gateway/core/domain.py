@@ -81,8 +81,6 @@ class Caller:
 
     user_id: str
     token: str | None = field(default=None, repr=False)
-    anonymous: bool = False
-    claims: tuple[tuple[str, Any], ...] = ()
 
     @property
     def cache_key(self) -> str:

@@ -1,7 +1,7 @@
 """Engine JSON <-> the client's task dicts and pages: pure functions, no I/O.
 
 Every function that reads an engine reply validates it and raises `ProtocolError` when the reply is not
-what the contract (shared/engine-api.md) says, so garbage never travels further as a half-filled dict.
+what the engine's contract (docs/engine.md) says, so garbage never travels further as a half-filled dict.
 """
 
 from __future__ import annotations

@@ -190,11 +190,10 @@ def _single(query: QueryParams, name: str, problems: _Problems) -> str | None:
     return values[0] if values else None
 
 
-def parse_list_query(query: QueryParams, *, max_limit: int, default_limit: int | None = None) -> TaskQuery:
+def parse_list_query(query: QueryParams, *, max_limit: int) -> TaskQuery:
     """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once.
 
     Without ``limit`` the query's page size is None: the service's default, the same as GraphQL's without ``first``.
-    ``default_limit`` is not used (the default is the service's) and goes once its callers stop passing it.
     """
     problems = _Problems()
     _unknown(query, LIST_TASKS_PARAMETERS, problems)

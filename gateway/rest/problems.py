@@ -1,10 +1,10 @@
 """Errors as RFC 9457 problem details (``application/problem+json``): one table of stable type URIs.
 
-Every :class:`~gateway.core.errors.GatewayError` code of the error table in DESIGN.md has exactly one problem type;
-the REST face adds a few HTTP-level problems of its own (wrong method, media type or route), all with the code
-``BAD_REQUEST`` like the 413 that :mod:`gateway.middleware` answers. A problem document always has ``type``,
-``title``, ``status``, ``detail``, ``instance`` (``urn:request:<request id>``, the id in ``X-Request-ID`` and in
-the logs) and ``code``, plus the extra members of its code:
+Every :class:`~gateway.core.errors.GatewayError` code of the error table (README, "Errors") has exactly one
+problem type; the REST face adds a few HTTP-level problems of its own (wrong method, media type or route), all
+with the code ``BAD_REQUEST`` like the 413 that :mod:`gateway.middleware` answers. A problem document always has
+``type``, ``title``, ``status``, ``detail``, ``instance`` (``urn:request:<request id>``, the id in ``X-Request-ID``
+and in the logs) and ``code``, plus the extra members of its code:
 
 ===============================  =====================================================
 code                             extra members
@@ -70,7 +70,7 @@ class NotAcceptable(errors.BadRequest):
 
 
 class PayloadTooLarge(errors.BadRequest):
-    """Answered by :class:`gateway.middleware.GatewayMiddleware` before the app; listed for the table."""
+    """Answered by :func:`gateway.middleware.body_too_large` (both faces); listed for the table."""
 
     status = 413
 

@@ -30,9 +30,7 @@ def _task_id(call: Call) -> str:
 
 async def list_user_tasks(call: Call) -> Answer:
     limits = call.service.limits
-    query = params.parse_list_query(
-        call.request.query_params, default_limit=limits.default_page_size, max_limit=limits.max_page_size
-    )
+    query = params.parse_list_query(call.request.query_params, max_limit=limits.max_page_size)
     return json_answer(render.page(await call.service.list_tasks(call.caller, query)))
 
 

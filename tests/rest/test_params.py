@@ -14,7 +14,7 @@ from gateway.rest.resource import accepts
 
 
 def query(text: str) -> TaskQuery:
-    return parse_list_query(QueryParams(text), default_limit=20, max_limit=100)
+    return parse_list_query(QueryParams(text), max_limit=100)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from tests.asgi_server import serve_asgi
 
 class AnyoneVerifier:
     async def caller(self, authorization: str | None) -> Caller:
-        return Caller(user_id="tester", anonymous=True)
+        return Caller(user_id="tester")
 
 
 @pytest.fixture(scope="module")

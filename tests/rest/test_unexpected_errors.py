@@ -25,7 +25,7 @@ class BrokenService:
 
 class AnyoneVerifier:
     async def caller(self, authorization: str | None) -> Caller:
-        return Caller(user_id="tester", anonymous=True)
+        return Caller(user_id="tester")
 
 
 def test_an_unexpected_exception_is_a_masked_500_problem(caplog: pytest.LogCaptureFixture) -> None:
