@@ -34,7 +34,7 @@ from gateway.rest.params import LIST_TASKS_PARAMETERS
 from tests.conftest import EXAMPLES
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
-FAST_EXAMPLES = 150  # per test: about a minute in all, with the servers' start
+FAST_EXAMPLES = 60  # per test: about half a minute in all, with the servers' start
 SLOW_EXAMPLES = 2_000
 TIMEOUT = 20.0
 
