@@ -54,11 +54,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), a test file per worker: most of the suite waits on real servers it starts.
 test: lock-check install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-slow: install
-	$(BIN)/pytest --run-slow
+	$(BIN)/pytest -n 2 --dist loadfile --run-slow
 
 # The JavaScript sandbox's tests against other mini-racer releases: `make test-mini-racer VERSIONS="0.12.4 0.13.2"`.
 test-mini-racer: install
