@@ -179,8 +179,13 @@ async def _websocket_exchange(url: str, messages: list[str | dict[str, Any]], re
         ack = await socket.receive(timeout=ATTACK_TIMEOUT)
         assert ack.type is aiohttp.WSMsgType.TEXT, ack
         assert json.loads(ack.data)["type"] == "connection_ack", ack
-        for message in messages:
-            await socket.send_str(message if isinstance(message, str) else json.dumps(message))
+        try:
+            for message in messages:
+                await socket.send_str(message if isinstance(message, str) else json.dumps(message))
+        except (ConnectionError, aiohttp.ClientOSError):
+            # The server refused the frame from its header and hung up while the rest was still on its way: the
+            # reset can overtake the close frame on the wire. The refusal is what counts.
+            return {"messages": received, "close_code": None, "close_reason": "reset while sending"}
         for _ in range(replies):
             reply = await socket.receive(timeout=ATTACK_TIMEOUT)
             if reply.type is not aiohttp.WSMsgType.TEXT:
@@ -386,6 +391,9 @@ def test_an_oversized_websocket_message_closes_the_connection(gateway: GatewaySe
         fine = websocket_exchange(gateway, [subscribe("{ __typename }")], replies=2)
     for closed in (oversized, multibyte):  # 1.2 MB in UTF-8, 0.4 M characters: bytes count
         assert closed["messages"] == []
+        if closed["close_code"] is None:  # the server's reset overtook its close frame (a race on the wire)
+            assert closed["close_reason"] == "reset while sending"
+            continue
         assert closed["close_code"] == 1009
         # uvicorn refuses it first (`python -m gateway` sets ws_max_size to the body limit); under another ASGI
         # server the middleware does, with its own words: either way 1009 and the limit in the reason.
