@@ -7,6 +7,7 @@ Nothing happens at import time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +20,15 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .adapters.client_engine import ClientEngine, request_counter
 from .adapters.embedded_engine import EmbeddedEngine, Supervisor
+from .adapters.engine_changes import engine_changes
 from .adapters.identity import TokenVerifier
 from .assets import static_files_mount
 from .config import Settings
 from .core.cache import ReadCache
 from .core.cursor import CursorCodec
+from .core.hub import ChangeHub, HubLimits
+from .core.live import LiveService
+from .core.live_lists import LiveLists
 from .core.service import ServiceLimits, TaskService
 from .engine import UserTaskClient
 from .gql.app import graphql_app
@@ -69,6 +74,19 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *rest_routes(),
         static_files_mount("/static"),
     ]
+
+
+async def _follow_engine(hub: ChangeHub, client: UserTaskClient) -> None:
+    """Run the hub on the engine's events; a stream that ends with an error is started again (and said)."""
+    while True:
+        try:
+            await hub.run(engine_changes(client))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the engine event stream failed; starting it again in 5 s")
+        hub.gap("The engine's event stream failed and is being restarted: changes may have been missed.")
+        await asyncio.sleep(5)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -126,9 +144,27 @@ def create_app(settings: Settings) -> Starlette:
                 residual_scan_limit=settings.residual_scan_limit,
             ),
         )
+        # One engine event stream per process: it keeps the cache true and feeds every live subscription.
+        hub = ChangeHub(
+            invalidate=app.state.cache.invalidate,
+            limits=HubLimits(
+                replay_buffer=settings.replay_buffer,
+                queue_size=settings.subscription_queue,
+                per_caller=settings.subscriptions_per_caller,
+                total=settings.max_subscriptions,
+            ),
+        )
+        app.state.hub = hub
+        app.state.live = LiveService(app.state.service, hub)
+        app.state.live_lists = LiveLists(app.state.service, hub, min_interval=settings.live_list_interval_ms / 1000)
+        streaming = asyncio.get_running_loop().create_task(_follow_engine(hub, client), name="engine events")
         try:
             yield
         finally:
+            hub.close()  # every live subscription ends with SHUTTING_DOWN (if the server did not close it yet)
+            await app.state.live_lists.close()
+            streaming.cancel()
+            await asyncio.gather(streaming, return_exceptions=True)
             if supervisor is not None:
                 await supervisor.stop()  # first: stopping the engine below is no crash to repair
             await client.aclose()

@@ -49,6 +49,13 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 64
     max_query_tokens: int = 2_000
+    replay_buffer: int = 10_000
+    subscription_queue: int = 256
+    subscriptions_per_caller: int = 100
+    subscriptions_per_connection: int = 20
+    max_subscriptions: int = 10_000
+    live_list_interval_ms: int = 100
+    sse_heartbeat_seconds: float = 15.0
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     log_level: str = "info"
 
@@ -83,6 +90,13 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_MAX_QUERY_DEPTH": "deepest GraphQL selection (12)",
     "GATEWAY_MAX_ALIASES": "most aliases in one GraphQL document (64)",
     "GATEWAY_MAX_QUERY_TOKENS": "most tokens in one GraphQL document (2000)",
+    "GATEWAY_REPLAY_BUFFER": "engine changes kept for resuming live streams and the change feed (10000)",
+    "GATEWAY_SUBSCRIPTION_QUEUE": "messages a live subscriber may fall behind before it is ended (256)",
+    "GATEWAY_SUBSCRIPTIONS_PER_CALLER": "live subscriptions one caller may hold at once (100)",
+    "GATEWAY_SUBSCRIPTIONS_PER_CONNECTION": "GraphQL subscriptions on one WebSocket connection (20)",
+    "GATEWAY_MAX_SUBSCRIPTIONS": "live subscriptions of this gateway process in all (10000)",
+    "GATEWAY_LIVE_LIST_INTERVAL_MS": "least time between two updates of one live list (100)",
+    "GATEWAY_SSE_HEARTBEAT_SECONDS": "comment line sent on an idle server-sent event stream (15)",
     "GATEWAY_CURSOR_SECRET": "key that signs page cursors; unset: random per process (cursors end with it)",
     "GATEWAY_LOG_LEVEL": "debug, info, warning or error (info)",
 }
@@ -200,6 +214,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_aliases=_parsed(env, "GATEWAY_MAX_ALIASES", 64, _integer(1, 1_000), "an integer from 1 to 1000"),
         max_query_tokens=_parsed(
             env, "GATEWAY_MAX_QUERY_TOKENS", 2_000, _integer(50, 100_000), "an integer from 50 to 100000"
+        ),
+        replay_buffer=_parsed(env, "GATEWAY_REPLAY_BUFFER", 10_000, _integer(1, 10_000_000), "a positive integer"),
+        subscription_queue=_parsed(
+            env, "GATEWAY_SUBSCRIPTION_QUEUE", 256, _integer(1, 1_000_000), "a positive integer"
+        ),
+        subscriptions_per_caller=_parsed(
+            env, "GATEWAY_SUBSCRIPTIONS_PER_CALLER", 100, _integer(1, 1_000_000), "a positive integer"
+        ),
+        subscriptions_per_connection=_parsed(
+            env, "GATEWAY_SUBSCRIPTIONS_PER_CONNECTION", 20, _integer(1, 10_000), "a positive integer"
+        ),
+        max_subscriptions=_parsed(
+            env, "GATEWAY_MAX_SUBSCRIPTIONS", 10_000, _integer(1, 10_000_000), "a positive integer"
+        ),
+        live_list_interval_ms=_parsed(
+            env, "GATEWAY_LIVE_LIST_INTERVAL_MS", 100, _integer(0, 60_000), "milliseconds from 0 to 60000"
+        ),
+        sse_heartbeat_seconds=_parsed(
+            env, "GATEWAY_SSE_HEARTBEAT_SECONDS", 15.0, _seconds, "seconds between 0 and 3600"
         ),
         log_level=level,
     )

@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import jwt
@@ -81,7 +82,9 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise errors.Unauthenticated("The token has no subject ('sub').")
-        return Caller(user_id=subject, token=token)
+        expires = claims.get("exp")
+        expires_at = datetime.fromtimestamp(expires, UTC) if isinstance(expires, int | float) else None
+        return Caller(user_id=subject, token=token, expires_at=expires_at)
 
     def _anonymous(self) -> Caller:
         if not self._allow_anonymous:

@@ -81,6 +81,8 @@ class Caller:
 
     user_id: str
     token: str | None = field(default=None, repr=False)
+    #: When the token stops being valid (its ``exp``); None: never (anonymous). Live subscriptions end then.
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def cache_key(self) -> str:

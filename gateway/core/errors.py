@@ -14,7 +14,13 @@ GatewayError                      code                          REST  GraphQL
 ├── EngineTimeout                 ENGINE_TIMEOUT                 504   error, extensions.code
 │   └── OutcomeUnknown            OUTCOME_UNKNOWN                504   error, extensions.code
 ├── EngineFailure                 ENGINE_ERROR                   502   error, extensions.code
-└── IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED         422   (REST only: Idempotency-Key)
+├── IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED         422   (REST only: Idempotency-Key)
+├── ChangesExpired                CHANGES_EXPIRED                410   error, extensions.code
+├── TooManySubscriptions          TOO_MANY_SUBSCRIPTIONS         429   error, extensions.code
+└── SubscriptionEnded             (why a live subscription ended: the last message of its stream)
+    ├── TokenExpired              TOKEN_EXPIRED                  401   error, extensions.code
+    ├── SlowConsumer              SLOW_CONSUMER                  503   error, extensions.code
+    └── ShuttingDown              SHUTTING_DOWN                  503   error, extensions.code
 ```
 The first four are expected outcomes of a task action: GraphQL returns them as members of the result union.
 """
@@ -128,6 +134,37 @@ class IdempotencyKeyReused(GatewayError):
             " Use a new key for a new request; repeat the first body to get the first answer again."
         )
         self.key = key
+
+
+class ChangesExpired(GatewayError):
+    """An event id the replay buffer no longer covers, or one from another gateway process: refetch the list."""
+
+    code = "CHANGES_EXPIRED"
+    status = 410
+
+
+class TooManySubscriptions(GatewayError):
+    code = "TOO_MANY_SUBSCRIPTIONS"
+    status = 429
+
+
+class SubscriptionEnded(GatewayError):
+    """Why the gateway ended a live subscription; faces send it as the subscription's last message."""
+
+
+class TokenExpired(SubscriptionEnded):
+    code = "TOKEN_EXPIRED"
+    status = 401
+
+
+class SlowConsumer(SubscriptionEnded):
+    code = "SLOW_CONSUMER"
+    status = 503
+
+
+class ShuttingDown(SubscriptionEnded):
+    code = "SHUTTING_DOWN"
+    status = 503
 
 
 TASK_OUTCOME_ERRORS = (TaskNotFound, TaskNotActive, TaskReservedByOtherUser, InvalidTaskResult)

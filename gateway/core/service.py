@@ -53,6 +53,9 @@ from .tokens import MISSING, sort_key, token_value
 
 T = TypeVar("T")
 
+#: The states a waiting task is left in when its process is terminated or fails.
+ENDED_WITH_PROCESS = ("terminated", "error")
+
 
 @dataclass(frozen=True)
 class ServiceLimits:
@@ -273,6 +276,21 @@ class TaskService:
         )
         by_id = {task.id: task for task in found}
         return [by_id.get(task_id) for task_id in ids]
+
+    async def tasks_ended_with(self, caller: Caller, process_instance_ids: Sequence[str]) -> list[UserTask]:
+        """The tasks of these process instances that ended with their process (terminated or failed), as ``caller``
+        may see them: one engine call, whatever the number of instances."""
+        unique = tuple(dict.fromkeys(process_instance_ids))
+        if not unique:
+            return []
+        engine_filter = EngineFilter(states=ENDED_WITH_PROCESS, process_instance_ids=unique)
+        page = await self._cache.get_or_load(
+            (caller.cache_key, "ended", unique),
+            lambda: self._engine.query_tasks(
+                caller, engine_filter, offset=0, limit=0, order_by=SortField.STARTED_AT, direction=SortDirection.ASC
+            ),
+        )
+        return list(page.tasks)
 
     async def get_task(self, caller: Caller, task_id: str) -> UserTask | None:
         return (await self.get_tasks(caller, [task_id]))[0]

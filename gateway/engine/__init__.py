@@ -42,11 +42,12 @@ from .errors import (
 from .events import UserTaskEventStream
 from .loop import get_or_create_loop
 from .retry import RetryPolicy
-from .wire import USER_TASK_EVENTS, TaskPage, UserTaskEvent
+from .wire import PROCESS_EVENTS, USER_TASK_EVENTS, TaskPage, UserTaskEvent
 
 __all__ = [
     "ANONYMOUS_TOKEN",
     "DEFAULT_TIMEOUT",
+    "PROCESS_EVENTS",
     "USER_TASK_EVENTS",
     "AuthenticationError",
     "BadRequestError",

@@ -30,6 +30,7 @@ from .errors import (
 from .events import EventMode, UserTaskEventStream
 from .retry import RetryPolicy
 from .wire import (
+    PROCESS_EVENTS,
     USER_TASK_EVENTS,
     Filter,
     TaskPage,
@@ -510,6 +511,7 @@ class UserTaskClient:
         *,
         mode: EventMode = "auto",
         long_poll_timeout: float = 120.0,
+        on_connect: Callable[[str], None] | None = None,
     ) -> UserTaskEventStream:
         """An async iterator over the engine's user task events, reconnecting after a drop.
 
@@ -517,9 +519,13 @@ class UserTaskClient:
         "socketio" and "long_polling" force one. Events that happen while disconnected are lost: re-read
         the tasks after a reconnect if that matters. Stop with `await stream.aclose()` (or
         `async with`); closing the client ends every stream.
+
+        `on_connect(transport)` is called at every (re)connect, in order with the events ("socketio" or
+        "long_polling"): from the second call on, events may have been missed in between. `events` may also name
+        the engine's process events (`PROCESS_EVENTS`: a process that ends takes its waiting tasks with it).
         """
         for name in events:
-            if name not in USER_TASK_EVENTS:
+            if name not in USER_TASK_EVENTS + PROCESS_EVENTS:
                 raise ValueError(f"unknown user task event {name!r}")
         root = self
         while root._parent is not None:  # streams end when the pool's owner closes
@@ -533,6 +539,7 @@ class UserTaskClient:
             long_poll_timeout=long_poll_timeout,
             backoff=self._retry,
             on_close=root._streams.discard,
+            on_connect=on_connect,
         )
         root._streams.add(stream)
         return stream

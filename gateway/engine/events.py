@@ -37,6 +37,13 @@ EventMode = Literal["auto", "socketio", "long_polling"]
 _STOP = object()
 
 
+class _Connected:
+    """Queued at each (re)connect, in order with the events: the consumer's ``on_connect`` hook is called with it."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+
+
 def _fatal(exc: ProcessCubeException) -> bool:
     """Errors that reconnecting cannot fix."""
     if isinstance(exc, AuthenticationError | ConfigurationError):
@@ -58,6 +65,7 @@ class UserTaskEventStream:
         long_poll_timeout: float,
         backoff: RetryPolicy,
         on_close: Callable[[UserTaskEventStream], None],
+        on_connect: Callable[[str], None] | None = None,
     ) -> None:
         self._events = tuple(events)
         self._mode = mode
@@ -67,6 +75,7 @@ class UserTaskEventStream:
         self._long_poll_timeout = long_poll_timeout
         self._backoff = backoff
         self._on_close = on_close
+        self._on_connect = on_connect
         self._queue: asyncio.Queue[UserTaskEvent | BaseException | object] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
@@ -86,6 +95,10 @@ class UserTaskEventStream:
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run())
         item = await self._queue.get()
+        while isinstance(item, _Connected):
+            if self._on_connect is not None:
+                self._on_connect(item.transport)
+            item = await self._queue.get()
         if item is _STOP:
             self._queue.put_nowait(_STOP)
             raise StopAsyncIteration
@@ -190,6 +203,7 @@ class UserTaskEventStream:
                 raise
             self.transport = "socketio"
             self.connects += 1
+            self._queue.put_nowait(_Connected("socketio"))
             attempt = 0
             try:
                 await dropped.wait()
@@ -220,6 +234,7 @@ class UserTaskEventStream:
     async def _run_long_polling(self) -> None:
         self.transport = "long_polling"
         self.connects += 1
+        self._queue.put_nowait(_Connected("long_polling"))
         try:
             async with asyncio.TaskGroup() as group:
                 for name in self._events:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from .errors import ProtocolError
 
 __all__ = [
+    "PROCESS_EVENTS",
     "USER_TASK_EVENTS",
     "USER_TASK_FLOW_NODE_TYPE",
     "Filter",
@@ -38,6 +39,8 @@ USER_TASK_EVENTS: Final[tuple[str, ...]] = (
     "user_task_reserved",
     "user_task_reservation_canceled",
 )
+#: The engine's process notifications; a process that ends (terminated, failed) takes its waiting tasks with it.
+PROCESS_EVENTS: Final[tuple[str, ...]] = ("process_started", "process_ended", "process_terminated", "process_error")
 
 #: A filter value: one value, several (matched as "any of"), or None (no filter).
 Filter = str | Sequence[str] | None
