@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import sys
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .app import create_app
 from .config import SettingsError, load_settings
+from .core.hub import ChangeHub
 
 
 def main() -> int:
@@ -24,8 +28,9 @@ def main() -> int:
         f"gateway: GraphQL at http://{settings.host}:{settings.port}/graphql, engine: {where}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -33,7 +38,30 @@ def main() -> int:
         ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
         timeout_graceful_shutdown=5,
     )
+    GatewayServer(config, app).run()
     return 0
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn, ending live subscriptions first when it stops.
+
+    uvicorn closes WebSockets (1012) and then waits for open responses before the app's lifespan ends, so an SSE
+    stream would hold the shutdown until its timeout. Here every live subscription is ended with ``SHUTTING_DOWN``
+    first: each one sends that as its last message and closes, then uvicorn shuts down as usual.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub: ChangeHub | None = getattr(self._app.state, "hub", None)
+        if hub is not None:
+            held = hub.subscription_count
+            hub.close()
+            if held:
+                await asyncio.sleep(0.2)  # let each subscription send its last message
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

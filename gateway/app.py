@@ -32,7 +32,7 @@ from .core.live_lists import LiveLists
 from .core.service import ServiceLimits, TaskService
 from .engine import UserTaskClient
 from .gql.app import graphql_app
-from .metrics import GatewayMetrics, metrics
+from .metrics import GatewayMetrics, LiveFigures, metrics
 from .middleware import BodyTooLarge, GatewayMiddleware, body_too_large
 from .rest import EXCEPTION_HANDLERS, rest_routes
 
@@ -157,6 +157,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = hub
         app.state.live = LiveService(app.state.service, hub)
         app.state.live_lists = LiveLists(app.state.service, hub, min_interval=settings.live_list_interval_ms / 1000)
+        app.state.metrics.watch_live(
+            lambda: LiveFigures(
+                hub.events_received, hub.gaps, hub.subscription_count, app.state.live_lists.distinct_lists
+            )
+        )
         streaming = asyncio.get_running_loop().create_task(_follow_engine(hub, client), name="engine events")
         try:
             yield
