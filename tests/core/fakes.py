@@ -34,8 +34,11 @@ def make_task(number: int, **overrides: Any) -> UserTask:
 
 
 class FakeEngine:
-    def __init__(self, tasks: Sequence[UserTask] = ()) -> None:
+    """``lanes``: user id -> the lanes that caller may see (a task without a lane is seen by all); unset: all."""
+
+    def __init__(self, tasks: Sequence[UserTask] = (), *, lanes: Mapping[str, frozenset[str]] | None = None) -> None:
         self.tasks: dict[str, UserTask] = {task.id: task for task in tasks}
+        self.lanes = lanes
         self.calls = 0
         self.delay = 0.0
         self.finished: list[tuple[str, Any]] = []
@@ -55,7 +58,7 @@ class FakeEngine:
         direction: SortDirection,
     ) -> EnginePage:
         await self._tick()
-        found = [task for task in self.tasks.values() if engine_filter.admits(task)]
+        found = [task for task in self.tasks.values() if engine_filter.admits(task) and self.sees(caller, task)]
         assert order_by in ENGINE_SORT_FIELDS
         found.sort(key=lambda task: (task.started_at, task.id), reverse=direction is SortDirection.DESC)
         page = found[offset : offset + limit] if limit else found[offset:]
@@ -63,7 +66,14 @@ class FakeEngine:
 
     async def tasks_by_ids(self, caller: Caller, ids: Sequence[str]) -> list[UserTask]:
         await self._tick()
-        return [self.tasks[task_id] for task_id in ids if task_id in self.tasks]
+        return [
+            self.tasks[task_id] for task_id in ids if task_id in self.tasks and self.sees(caller, self.tasks[task_id])
+        ]
+
+    def sees(self, caller: Caller, task: UserTask) -> bool:
+        if self.lanes is None or task.lane is None:
+            return True
+        return task.lane in self.lanes.get(caller.user_id, frozenset())
 
     def _waiting(self, task_id: str) -> UserTask:
         task = self.tasks.get(task_id)
