@@ -157,9 +157,10 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = hub
         app.state.live = LiveService(app.state.service, hub)
         app.state.live_lists = LiveLists(app.state.service, hub, min_interval=settings.live_list_interval_ms / 1000)
+        lists: LiveLists = app.state.live_lists
         app.state.metrics.watch_live(
             lambda: LiveFigures(
-                hub.events_received, hub.gaps, hub.subscription_count, app.state.live_lists.distinct_lists
+                hub.events_received, hub.connects, hub.gaps, hub.subscription_count, lists.distinct_lists
             )
         )
         streaming = asyncio.get_running_loop().create_task(_follow_engine(hub, client), name="engine events")

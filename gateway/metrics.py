@@ -5,8 +5,9 @@ one process (tests) count apart.
 
 - ``gateway_engine_requests_total{method}``: HTTP requests sent to the engine, retries included, by HTTP method;
   counted by the engine client's request hook (:func:`gateway.adapters.client_engine.request_counter`).
-- ``gateway_engine_events_total``, ``gateway_engine_stream_gaps_total``: engine events heard on the one event
-  stream, and the times it was interrupted (each one told to every live subscriber as a gap).
+- ``gateway_engine_events_total``, ``gateway_engine_stream_connects_total``, ``gateway_engine_stream_gaps_total``:
+  engine events heard on the one event stream, its (re)connects, and the times it was interrupted (each one told
+  to every live subscriber as a gap).
 - ``gateway_live_subscriptions``, ``gateway_live_lists``: live subscriptions held now (events, lists, SSE), and
   the distinct live lists they share (each refreshed once per change, whatever its number of subscribers).
 """
@@ -38,7 +39,7 @@ class GatewayMetrics:
             ["method"],
             registry=self.registry,
         )
-        self._live = _LiveCollector(lambda: LiveFigures(0, 0, 0, 0))
+        self._live = _LiveCollector(lambda: LiveFigures(0, 0, 0, 0, 0))
         self.registry.register(self._live)
 
     def engine_request(self, method: str) -> None:
@@ -55,6 +56,7 @@ class GatewayMetrics:
 
 class LiveFigures(NamedTuple):
     events: int
+    connects: int
     gaps: int
     subscriptions: int
     lists: int
@@ -67,6 +69,9 @@ class _LiveCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         figures = self.read()
         yield CounterMetricFamily("gateway_engine_events", "Engine events heard on the event stream.", figures.events)
+        yield CounterMetricFamily(
+            "gateway_engine_stream_connects", "Times the engine event stream connected.", figures.connects
+        )
         yield CounterMetricFamily(
             "gateway_engine_stream_gaps", "Times the engine event stream was interrupted.", figures.gaps
         )

@@ -136,7 +136,7 @@ class ChangeHub:
         self._per_caller: dict[str, int] = {}
         self._listeners: list[Callable[[TaskChange | Gap], None]] = []
         self._closed: errors.ShuttingDown | None = None
-        #: How often the engine stream connected (1: never dropped).
+        #: How often the engine stream connected.
         self.connects = 0
         self.events_received = 0
         self.gaps = 0
@@ -213,11 +213,12 @@ class ChangeHub:
 
     async def run(self, source: AsyncIterable[EngineChange | StreamConnected]) -> None:
         """Consume the engine's changes until the source ends or this task is cancelled."""
-        self.connects = 0
+        connects = 0
         async for item in source:
             if isinstance(item, StreamConnected):
+                connects += 1
                 self.connects += 1
-                if self.connects > 1:
+                if connects > 1:
                     log.warning("engine event stream reconnected (%s): events may have been missed", item.transport)
                     self.gap("The engine's event stream was interrupted: changes may have been missed.")
                 continue
