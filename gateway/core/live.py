@@ -17,7 +17,7 @@ meaning: an entry is the task as it is in the list now, or a removal marker when
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,7 +79,7 @@ class LiveService:
 
     async def task_events(
         self, caller: Caller, task_filter: TaskFilter, after: str | None = None
-    ) -> AsyncIterator[TaskEvent | Gap]:
+    ) -> AsyncGenerator[TaskEvent | Gap, None]:
         """Every change of a task ``caller`` may see and ``task_filter`` admits, until the subscription ends.
 
         ``after``: an event id; what the replay buffer holds after it comes first (raises ``ChangesExpired`` when

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncGenerator, Hashable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -203,7 +203,7 @@ class LiveLists:
     def distinct_lists(self) -> int:
         return len(self._lists)
 
-    async def watch(self, caller: Caller, query: TaskQuery) -> AsyncIterator[ListSnapshot | ListChanges | Gap]:
+    async def watch(self, caller: Caller, query: TaskQuery) -> AsyncGenerator[ListSnapshot | ListChanges | Gap, None]:
         """The live list: a snapshot, then its changes, until the subscription ends (raises why it ended)."""
         query = replace(query, after=None)  # a live list is a first page
         key = (caller.cache_key, query_fingerprint(query.filter, query.sort_keys), query.first)
