@@ -38,7 +38,10 @@ def main() -> int:
         ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
         timeout_graceful_shutdown=5,
     )
-    GatewayServer(config, app).run()
+    try:
+        GatewayServer(config, app).run()
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl+C it captured once it has shut down (as uvicorn.run does)
+        pass
     return 0
 
 
