@@ -16,6 +16,10 @@ Syntax (documented in openapi/openapi.yaml; the patterns below are the contract'
   may also be repeated (its keys are appended).
 - ``limit`` (page size, default ``GATEWAY_DEFAULT_PAGE_SIZE``) and ``cursor`` (the ``nextCursor`` of the
   previous page, valid only with the same filter and sort).
+- Live task lists take the list's filter parameters (not ``sort``, ``limit``, ``cursor``): the events stream
+  ``GET /api/v1/user-task-events`` (any state without ``state``; plus ``lastEventId`` or the ``Last-Event-ID``
+  header) and the change feed ``GET /api/v1/user-tasks/changes`` (the list's default state; plus ``since`` and
+  ``limit``). Event ids and feed cursors are ``<epoch>-<seq>`` (:data:`EVENT_ID_PATTERN`).
 
 Anything else is refused with a problem that names the parameter: unknown parameters, a scalar parameter given
 twice, wrong types, values outside the contract's patterns. This module reads the URL's syntax only; the limits
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +61,8 @@ SORT_KEY_PATTERN = rf"^-?(startedAt|name|processModelId|lane|reservedFor|token\.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 DATE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
+#: An event id (:mod:`gateway.core.changes`): ``<epoch>-<seq>``, also the change feed's cursor.
+EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9]{1,18}$"
 
 # the limits are the core's (gateway.core.limits); these two are the URL's and the header's own syntax
 MAX_STRING_LENGTH = limits.MAX_STRING_LENGTH
@@ -66,6 +73,8 @@ MAX_SORT_KEYS = limits.MAX_SORT_KEYS
 MAX_JSON_DEPTH = limits.MAX_JSON_DEPTH
 MAX_CURSOR_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_EVENT_ID_LENGTH = 27
+LAST_EVENT_ID_HEADER = "Last-Event-ID"
 
 _TOKEN_PREDICATE = re.compile(
     rf"^(?P<path>{TOKEN_PATH}):(?:(?P<op>eq|ne|gt|gte|lt|lte|in|contains):(?P<value>[\s\S]*)"
@@ -94,6 +103,10 @@ _STRING_LISTS = {
 LIST_PARAMETERS = frozenset({"id", "state", "token", "sort", *_STRING_LISTS})
 SCALAR_PARAMETERS = frozenset({"reservedFor", "reserved", "startedAfter", "startedBefore", "search", "limit", "cursor"})
 LIST_TASKS_PARAMETERS = LIST_PARAMETERS | SCALAR_PARAMETERS
+#: The list's filter: every parameter of the list route but its sort and paging.
+FILTER_PARAMETERS = LIST_TASKS_PARAMETERS - {"sort", "limit", "cursor"}
+EVENTS_PARAMETERS = FILTER_PARAMETERS | {"lastEventId"}
+CHANGES_PARAMETERS = FILTER_PARAMETERS | {"since", "limit"}
 
 
 def matches(pattern: str, value: str) -> bool:
@@ -190,14 +203,11 @@ def _single(query: QueryParams, name: str, problems: _Problems) -> str | None:
     return values[0] if values else None
 
 
-def parse_list_query(query: QueryParams, *, max_limit: int) -> TaskQuery:
-    """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once.
+def _parse_filter(query: QueryParams, problems: _Problems, *, any_state: bool) -> TaskFilter:
+    """The filter parameters (every parameter of the list route but ``sort``, ``limit`` and ``cursor``).
 
-    Without ``limit`` the query's page size is None: the service's default, the same as GraphQL's without ``first``.
+    Without ``state``: waiting tasks only (the list), or any state (``any_state``: live events).
     """
-    problems = _Problems()
-    _unknown(query, LIST_TASKS_PARAMETERS, problems)
-
     ids = _strings(query, "id")
     states = _strings(query, "state")
     lists = {field: _strings(query, name) for name, field in _STRING_LISTS.items()}
@@ -247,6 +257,49 @@ def parse_list_query(query: QueryParams, *, max_limit: int) -> TaskQuery:
             else:
                 predicates.append(predicate)
 
+    return TaskFilter(
+        states=tuple(states) if any_state else states_or_default(states),
+        ids=ids,
+        reserved_for=reserved_for,
+        reserved=reserved,
+        started_after=started["startedAfter"],
+        started_before=started["startedBefore"],
+        search=search or None,
+        token=tuple(predicates),
+        **lists,
+    )
+
+
+def _parse_limit(query: QueryParams, problems: _Problems, *, max_limit: int) -> int | None:
+    raw_limit = _single(query, "limit", problems)
+    if raw_limit is None:
+        return None
+    if _INTEGER.match(raw_limit) and 0 <= int(raw_limit) <= max_limit:
+        return int(raw_limit)
+    problems.add("limit", f"Query parameter 'limit' must be an integer from 0 to {max_limit}, not {_quote(raw_limit)}.")
+    return None
+
+
+def _validated(parsed: TaskQuery, problems: _Problems, *, max_limit: int) -> TaskQuery:
+    """The core's limits (:func:`gateway.core.limits.validate_query`), reported together with the syntax's problems;
+    raises :class:`RequestInvalid` when there are any."""
+    try:
+        parsed = limits.validate_query(parsed, max_page_size=max_limit)
+    except limits.InvalidInput as exc:
+        problems.items.extend(exc.problems)
+    problems.raise_if_any()
+    return parsed
+
+
+def parse_list_query(query: QueryParams, *, max_limit: int) -> TaskQuery:
+    """``GET /api/v1/user-tasks``'s query string -> TaskQuery; every problem is reported at once.
+
+    Without ``limit`` the query's page size is None: the service's default, the same as GraphQL's without ``first``.
+    """
+    problems = _Problems()
+    _unknown(query, LIST_TASKS_PARAMETERS, problems)
+    task_filter = _parse_filter(query, problems, any_state=False)
+
     sorts: list[TaskSort] = []
     raw_keys = [key for value in query.getlist("sort") for key in value.split(",")]
     if len(raw_keys) > MAX_SORT_KEYS:
@@ -264,38 +317,79 @@ def parse_list_query(query: QueryParams, *, max_limit: int) -> TaskQuery:
             else:
                 sorts.append(sort)
 
-    limit: int | None = None
-    raw_limit = _single(query, "limit", problems)
-    if raw_limit is not None:
-        if _INTEGER.match(raw_limit) and 0 <= int(raw_limit) <= max_limit:
-            limit = int(raw_limit)
-        else:
-            problems.add(
-                "limit", f"Query parameter 'limit' must be an integer from 0 to {max_limit}, not {_quote(raw_limit)}."
-            )
+    limit = _parse_limit(query, problems, max_limit=max_limit)
 
     cursor = _single(query, "cursor", problems)
     if cursor is not None and (len(cursor) > MAX_CURSOR_LENGTH or not matches(CURSOR_PATTERN, cursor)):
         problems.add("cursor", "Query parameter 'cursor' is not a cursor this gateway issued; use a page's nextCursor.")
 
-    task_filter = TaskFilter(
-        states=states_or_default(states),
-        ids=ids,
-        reserved_for=reserved_for,
-        reserved=reserved,
-        started_after=started["startedAfter"],
-        started_before=started["startedBefore"],
-        search=search or None,
-        token=tuple(predicates),
-        **lists,
-    )
     parsed = TaskQuery(filter=task_filter, sort=tuple(sorts), first=limit, after=cursor)
-    try:
-        parsed = limits.validate_query(parsed, max_page_size=max_limit)
-    except limits.InvalidInput as exc:
-        problems.items.extend(exc.problems)  # reported together with the syntax's problems
-    problems.raise_if_any()
-    return parsed
+    return _validated(parsed, problems, max_limit=max_limit)
+
+
+# -- live task lists: server-sent events and the change feed ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventsQuery:
+    """``GET /api/v1/user-task-events``: the list's filter (``states`` empty: any state) and where to resume."""
+
+    filter: TaskFilter
+    #: ``Last-Event-ID`` (the header wins: a browser's EventSource sends it when it reconnects) or ``lastEventId``.
+    last_event_id: str | None
+
+
+@dataclass(frozen=True)
+class ChangesQuery:
+    """``GET /api/v1/user-tasks/changes``: the list's filter, the cursor to go on from (None: start) and the page."""
+
+    filter: TaskFilter
+    since: str | None
+    limit: int
+
+
+def _event_id(raw: str | None, name: str, problems: _Problems, what: str) -> str | None:
+    if raw is None:
+        return None
+    if len(raw) > MAX_EVENT_ID_LENGTH or not matches(EVENT_ID_PATTERN, raw):
+        problems.add(
+            name, f"{what} {_quote(raw)} is not an event id of this gateway (<epoch>-<seq>, e.g. 3f2a9c1e-42)."
+        )
+        return None
+    return raw
+
+
+def parse_events_query(query: QueryParams, headers: Headers) -> EventsQuery:
+    """``GET /api/v1/user-task-events``: the list's filter parameters and ``lastEventId``; every problem at once.
+
+    Without ``state`` the filter admits any state (``states=()``): a subscriber hears of finished tasks too.
+    """
+    problems = _Problems()
+    _unknown(query, EVENTS_PARAMETERS, problems)
+    task_filter = _parse_filter(query, problems, any_state=True)
+    from_query = _event_id(
+        _single(query, "lastEventId", problems), "lastEventId", problems, "Query parameter 'lastEventId'"
+    )
+    from_header: str | None = None
+    header_values = [value.strip() for value in headers.getlist(LAST_EVENT_ID_HEADER) if value.strip()]
+    if len(header_values) > 1:
+        problems.add(LAST_EVENT_ID_HEADER, f"The {LAST_EVENT_ID_HEADER} header may be given once.")
+    elif header_values:
+        from_header = _event_id(header_values[0], LAST_EVENT_ID_HEADER, problems, f"The {LAST_EVENT_ID_HEADER} header")
+    parsed = _validated(TaskQuery(filter=task_filter), problems, max_limit=0)  # no page: no page size to check
+    return EventsQuery(parsed.filter, from_header or from_query)
+
+
+def parse_changes_query(query: QueryParams, *, max_limit: int, default_limit: int) -> ChangesQuery:
+    """``GET /api/v1/user-tasks/changes``: the list's filter parameters (with the list's default state), ``since``
+    and ``limit`` (``default_limit`` when not given, at most ``max_limit``); every problem at once."""
+    problems = _Problems()
+    _unknown(query, CHANGES_PARAMETERS, problems)
+    task_filter = _parse_filter(query, problems, any_state=False)
+    since = _event_id(_single(query, "since", problems), "since", problems, "Query parameter 'since'")
+    limit = _parse_limit(query, problems, max_limit=max_limit)
+    parsed = _validated(TaskQuery(filter=task_filter), problems, max_limit=max_limit)
+    return ChangesQuery(parsed.filter, since, default_limit if limit is None else limit)
 
 
 def task_id_of(raw: str) -> str:
@@ -334,15 +428,22 @@ def no_query(query: QueryParams) -> None:
 
 
 __all__: Sequence[str] = [
+    "CHANGES_PARAMETERS",
     "CURSOR_PATTERN",
     "DATE_TIME_PATTERN",
+    "EVENTS_PARAMETERS",
+    "EVENT_ID_PATTERN",
     "IDEMPOTENCY_KEY_PATTERN",
     "SORT_KEY_PATTERN",
     "TASK_ID_PATTERN",
     "TOKEN_PREDICATE_PATTERN",
+    "ChangesQuery",
+    "EventsQuery",
     "idempotency_key_of",
     "json_value",
     "no_query",
+    "parse_changes_query",
+    "parse_events_query",
     "parse_list_query",
     "task_id_of",
 ]

@@ -16,6 +16,10 @@ INVALID_TASK_RESULT              ``taskId``, ``problems`` [{field, message}] (pe
 BAD_REQUEST                      ``problems`` [{field, message}] when the input had named parts that were wrong
 ENGINE_UNAVAILABLE               ``retryAfterSeconds`` (and the ``Retry-After`` header)
 ===============================  =====================================================
+
+The live routes add CHANGES_EXPIRED (410: refetch the list), TOO_MANY_SUBSCRIPTIONS (429) and the reasons a live
+subscription ends (TOKEN_EXPIRED, SLOW_CONSUMER, SHUTTING_DOWN): a stream sends those as its last event, and
+SHUTTING_DOWN is also the 503 of a subscription asked for while the gateway stops.
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ PROBLEM_TYPES: dict[type[errors.GatewayError], ProblemType] = {
     errors.OutcomeUnknown: ProblemType("outcome-unknown", "Outcome unknown"),
     errors.EngineFailure: ProblemType("engine-error", "Engine error"),
     IdempotencyKeyReused: ProblemType("idempotency-key-reused", "Idempotency key reused"),
+    errors.ChangesExpired: ProblemType("changes-expired", "Changes expired"),
+    errors.TooManySubscriptions: ProblemType("too-many-subscriptions", "Too many subscriptions"),
+    errors.TokenExpired: ProblemType("token-expired", "Token expired"),
+    errors.SlowConsumer: ProblemType("slow-consumer", "Slow consumer"),
+    errors.ShuttingDown: ProblemType("shutting-down", "Shutting down"),
     RouteNotFound: ProblemType("not-found", "Not found"),
     MethodNotAllowed: ProblemType("method-not-allowed", "Method not allowed"),
     NotAcceptable: ProblemType("not-acceptable", "Not acceptable"),

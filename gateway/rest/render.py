@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..core.changes import ChangeKind
 from ..core.domain import FinishOutcome, FormField, TaskListPage, UserTask, shown_state
+from ..core.hub import Gap
+from ..core.live import ChangeFeedPage, FeedEntry, TaskEvent
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -57,3 +60,36 @@ def page(result: TaskListPage) -> dict[str, Any]:
 
 def finished(outcome: FinishOutcome) -> dict[str, Any]:
     return {"task": task(outcome.task), "nextTasks": [task(item) for item in outcome.next_tasks]}
+
+
+#: A change's kind as the name of its server-sent event (lower camel case); the data carries ``kind`` as is.
+EVENT_NAMES: dict[ChangeKind, str] = {
+    ChangeKind.WAITING: "waiting",
+    ChangeKind.RESERVED: "reserved",
+    ChangeKind.RESERVATION_CANCELLED: "reservationCancelled",
+    ChangeKind.FINISHED: "finished",
+    ChangeKind.TERMINATED: "terminated",
+}
+
+
+def task_event(event: TaskEvent) -> dict[str, Any]:
+    """One live event: the change, and the task as it is now (as the list route renders a task)."""
+    return {"eventId": event.event_id, "kind": event.kind.value, "at": timestamp(event.at), "task": task(event.task)}
+
+
+def gap(notice: Gap) -> dict[str, Any]:
+    return {"after": notice.after, "reason": notice.reason}
+
+
+def feed_entry(entry: FeedEntry) -> dict[str, Any]:
+    return {
+        "eventId": entry.event_id,
+        "kind": entry.kind.value,
+        "taskId": entry.task_id,
+        "removed": entry.removed,
+        "task": None if entry.task is None else task(entry.task),
+    }
+
+
+def change_page(page: ChangeFeedPage) -> dict[str, Any]:
+    return {"changes": [feed_entry(entry) for entry in page.changes], "cursor": page.cursor, "hasMore": page.has_more}

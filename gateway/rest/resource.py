@@ -13,7 +13,7 @@ Per request, in this order (the first failure answers, as a problem document):
 4. the caller (``Authorization``) is verified before anything else happens: 401;
 5. the operation parses its parameters and body (400), and, when the request has an ``Idempotency-Key``, runs
    through the :class:`~gateway.core.idempotency.IdempotencyStore` (a replay answers with ``Idempotent-Replayed:
-   true``);
+   true``); a :class:`Stream` operation answers its own response (server-sent events);
 6. a :class:`~gateway.core.errors.GatewayError` becomes its problem (:func:`gateway_error_handler`); anything
    unexpected is logged and masked (:func:`unexpected_error_handler`: 500).
 """
@@ -114,6 +114,7 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Answer]]
+StreamHandler = Callable[[Call], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,16 @@ class Operation:
     handler: Handler
     body: Body = Body.NONE
     idempotent: bool = False  # takes an Idempotency-Key header
+
+
+@dataclass(frozen=True)
+class Stream:
+    """An operation that answers a response of its own (a stream), after the same checks as any other: method,
+    ``Accept``, identity. It takes no body and no Idempotency-Key; what it raises before its response starts is a
+    problem like any route's."""
+
+    handler: StreamHandler
+    body: Body = Body.NONE
 
 
 def request_id_of(request: Request) -> str:
@@ -169,7 +180,7 @@ async def _run(operation: Operation, call: Call) -> Answer:
         return problem_answer(exc, call.request_id)
 
 
-async def _negotiated_body(request: Request, operation: Operation, media_types: Sequence[str]) -> bytes:
+async def _negotiated_body(request: Request, operation: Operation | Stream, media_types: Sequence[str]) -> bytes:
     """The raw body, once ``Accept`` admits an answer (406) and the body is JSON (415)."""
     if not accepts(request.headers.get("accept"), media_types):
         raise NotAcceptable(f"This resource answers only {' or '.join(media_types)}; the Accept header admits neither.")
@@ -205,7 +216,7 @@ class Resource(Route):
     def __init__(
         self,
         path: str,
-        operations: Mapping[str, Operation],
+        operations: Mapping[str, Operation | Stream],
         *,
         name: str,
         media_types: Sequence[str] = API_MEDIA_TYPES,
@@ -220,7 +231,7 @@ class Resource(Route):
         )
 
     def _endpoint(
-        self, operations: Mapping[str, Operation], media_types: Sequence[str], authenticate: bool
+        self, operations: Mapping[str, Operation | Stream], media_types: Sequence[str], authenticate: bool
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             method = request.method.upper()
@@ -230,9 +241,13 @@ class Resource(Route):
             raw = await _negotiated_body(request, operation, media_types)
             request_id = request_id_of(request)
             if not authenticate:
+                if isinstance(operation, Stream):  # pragma: no cover - every stream is the caller's own
+                    raise TypeError("a stream needs an authenticated caller")
                 return (await _run(operation, Call(request, request_id))).response()
             caller: Caller = await request.app.state.verifier.caller(request.headers.get("authorization"))
             call = Call(request, request_id, caller, path_params=request.path_params)
+            if isinstance(operation, Stream):
+                return await operation.handler(call)
             if operation.body is not Body.NONE:
                 call.body = bodies.decode(raw, required=operation.body is Body.REQUIRED)
             return await _answer(request, operation, call)
@@ -299,6 +314,7 @@ __all__ = [
     "Call",
     "Operation",
     "Resource",
+    "Stream",
     "accepts",
     "json_answer",
     "problem_answer",

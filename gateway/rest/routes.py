@@ -17,8 +17,9 @@ from ..core import errors
 from ..core.domain import FinishOutcome, UserTask
 from ..core.idempotency import is_final
 from . import bodies, params, render
-from .problems import RouteNotFound, problem_body
-from .resource import Answer, Body, Call, Handler, Operation, Resource, json_answer
+from .live import EVENT_STREAM, user_task_changes, user_task_events
+from .problems import PROBLEM_JSON, RouteNotFound, problem_body
+from .resource import Answer, Body, Call, Handler, Operation, Resource, Stream, json_answer
 
 PREFIX = "/api/v1"
 
@@ -115,7 +116,8 @@ def _write(handler: Handler) -> Operation:
 
 
 def api_routes() -> list[BaseRoute]:
-    """/api/v1 as a Mount. The batch routes come first: a concrete path wins over ``{id}`` (as in OpenAPI).
+    """/api/v1 as a Mount. The batch routes and the change feed come first: a concrete path wins over ``{id}`` (as
+    in OpenAPI).
 
     The API's router redirects no slashes (``/user-tasks/`` names no resource: 404, as any unknown path under the
     prefix); the bare prefix names no resource either.
@@ -128,7 +130,14 @@ def api_routes() -> list[BaseRoute]:
             name="cancel_user_task_reservations",
         ),
         Resource("/user-tasks/batch/finish", {"POST": _write(finish_user_tasks)}, name="finish_user_tasks"),
+        Resource("/user-tasks/changes", {"GET": Operation(user_task_changes)}, name="user_task_changes"),
         Resource("/user-tasks", {"GET": Operation(list_user_tasks)}, name="list_user_tasks"),
+        Resource(
+            "/user-task-events",
+            {"GET": Stream(user_task_events)},
+            name="user_task_events",
+            media_types=(EVENT_STREAM, PROBLEM_JSON),
+        ),
         Resource("/user-tasks/{id}", {"GET": Operation(get_user_task)}, name="get_user_task"),
         Resource(
             "/user-tasks/{id}/reservation",
