@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from gateway.adapters.embedded_engine import READY_PATH, engine_command
-from gateway.metrics import engine_requests_in
+from gateway.metrics import engine_requests_in, metric_in
 
 REPO = Path(__file__).resolve().parents[1]
 API = "/atlas_engine/api/v1"
@@ -207,6 +207,20 @@ class GatewayServer(ServerProcess):
     def engine_calls(self) -> int:
         """HTTP requests the gateway sent to the engine so far (its ``GET /metrics`` counter)."""
         return engine_requests_in(httpx.get(self.url + "/metrics").text)
+
+    def engine_events_settled(self, quiet_seconds: float = 0.15, timeout: float = 10.0) -> None:
+        """Wait until the gateway has heard the engine's events of what just happened (none for ``quiet_seconds``).
+
+        Each event invalidates the gateway's read cache: a test that counts engine calls after writing at the
+        engine directly waits for them first, so an event arriving late cannot make a cached read a fresh one.
+        """
+        deadline = time.monotonic() + timeout
+        heard, since = metric_in(httpx.get(self.url + "/metrics").text, "gateway_engine_events_total"), time.monotonic()
+        while time.monotonic() - since < quiet_seconds and time.monotonic() < deadline:
+            time.sleep(0.03)
+            now = metric_in(httpx.get(self.url + "/metrics").text, "gateway_engine_events_total")
+            if now != heard:
+                heard, since = now, time.monotonic()
 
     def graphql(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None

@@ -53,7 +53,7 @@ def test_a_task_finished_through_one_gateway_leaves_the_cached_list_of_another(
     b = gateway_factory(GATEWAY_CACHE_TTL_SECONDS=60)
     eventually(lambda: connected(a) and connected(b))
     task_id = start_approval(approval_engine)
-    eventually(lambda: metric(b, "gateway_engine_events_total") >= 1)
+    b.engine_events_settled()
     assert listed(b) == [task_id]
     calls = b.engine_calls()
     assert listed(b) == [task_id]

@@ -158,6 +158,7 @@ def test_fifty_lookups_in_one_request_cost_one_engine_call(engine: EngineServer,
 
 def test_twenty_identical_concurrent_queries_cost_one_engine_call(engine: EngineServer, gateway: GatewayServer) -> None:
     start_approvals(engine, [1, 2, 3])
+    gateway.engine_events_settled()
     before = gateway.engine_calls()
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda _: gateway.graphql(LIST, {"first": 50}), range(20)))
@@ -385,6 +386,7 @@ def test_a_repeated_query_is_answered_from_the_cache_until_a_write(
     engine: EngineServer, gateway: GatewayServer
 ) -> None:
     [task_id] = start_approvals(engine, [7])
+    gateway.engine_events_settled()
     query = "{ userTasks { nodes { id reservedFor } } }"
     assert data(gateway.graphql(query))["userTasks"]["nodes"] == [{"id": task_id, "reservedFor": None}]
     before = gateway.engine_calls()
