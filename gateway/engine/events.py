@@ -2,15 +2,17 @@
 
 Socket.IO first (namespace `/api`, path `/socket.io`, the raw token in an `Authorization` header: what the
 official TypeScript client does), long polling (`GET /notifications/long_polling/{event}`) as the fallback
-when the engine offers no Socket.IO. A dropped connection is re-established with backoff; failures that a
-reconnect cannot fix (refused credentials, an engine without notifications) end the iteration with the
-error. Events that happen while disconnected are lost.
+when the engine answers but offers no Socket.IO (an engine that is down is asked again, not given up on). A
+dropped connection is re-established with backoff; failures that a reconnect cannot fix (refused credentials, an
+engine without notifications) end the iteration with the error. Events that happen while disconnected are lost;
+`on_connect` tells the consumer of every (re)connect, in order with the events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -42,6 +44,18 @@ class _Connected:
 
     def __init__(self, transport: str) -> None:
         self.transport = transport
+
+
+def _not_offered(exc: Exception) -> bool:
+    """The engine answered, but not as a Socket.IO server (an HTTP error status at ``/socket.io``).
+
+    An engine that is down (refused, timed out) is no reason to fall back: it is asked again with backoff.
+    """
+    message = str(exc)
+    status = re.search(r"status code (\d+)", message)
+    if status is not None:
+        return status.group(1) in ("400", "404", "405", "501")
+    return "Unexpected response from server" in message or "OPEN packet not returned" in message
 
 
 def _fatal(exc: ProcessCubeException) -> bool:
@@ -185,7 +199,7 @@ class UserTaskEventStream:
                 )
             except socketio.exceptions.ConnectionError as exc:
                 await self._disconnect(sio)
-                if self._mode == "auto" and self.connects == 0 and attempt >= 1:
+                if self._mode == "auto" and self.connects == 0 and attempt >= 1 and _not_offered(exc):
                     return True
                 logger.warning("Socket.IO connect to %s failed: %s", self._engine_url, exc)
                 await self._backoff.wait(min(attempt, 6))

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import socketio
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.engine import (
     RetryPolicy,
@@ -15,6 +16,7 @@ from gateway.engine import (
     UserTaskClient,
     UserTaskEvent,
 )
+from tests.asgi_server import serve_asgi
 from tests.servers import free_port
 
 from ._helpers import NoSleep
@@ -162,12 +164,23 @@ async def test_long_polling_ends_with_the_error_when_the_token_is_refused() -> N
 
 async def test_auto_mode_falls_back_to_long_polling_without_socketio() -> None:
     transport = _long_polling_engine([httpx.Response(200, json=WAITING)])
-    async with _client(f"http://127.0.0.1:{free_port()}", transport=transport) as client:
-        stream = client.user_task_events(["user_task_waiting"])
-        event = await anext(stream)
-        await stream.aclose()
+    with serve_asgi(Starlette()) as origin:  # an engine that answers 404 at /socket.io
+        async with _client(origin, transport=transport) as client:
+            stream = client.user_task_events(["user_task_waiting"])
+            event = await anext(stream)
+            await stream.aclose()
     assert event.flow_node_instance_id == "fni-1"
     assert stream.transport == "long_polling"
+
+
+async def test_auto_mode_waits_for_an_engine_that_is_down_instead_of_falling_back() -> None:
+    transport = _long_polling_engine([httpx.Response(200, json=WAITING)])
+    async with _client(f"http://127.0.0.1:{free_port()}", transport=transport) as client:
+        stream = client.user_task_events(["user_task_waiting"])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(stream), 1.0)  # several refused connects: still Socket.IO, no long poll
+        await stream.aclose()
+    assert stream.transport is None
 
 
 def test_unknown_event_names_are_refused() -> None:
