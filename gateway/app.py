@@ -30,7 +30,7 @@ from .core.hub import ChangeHub, HubLimits
 from .core.live import LiveService
 from .core.live_lists import LiveLists
 from .core.service import ServiceLimits, TaskService
-from .engine import UserTaskClient
+from .engine import ProcessCubeException, UserTaskClient
 from .gql.app import graphql_app
 from .metrics import GatewayMetrics, LiveFigures, metrics
 from .middleware import BodyTooLarge, GatewayMiddleware, body_too_large
@@ -83,6 +83,8 @@ async def _follow_engine(hub: ChangeHub, client: UserTaskClient) -> None:
             await hub.run(engine_changes(client))
         except asyncio.CancelledError:
             raise
+        except ProcessCubeException as exc:  # refused credentials, an engine without notifications: said, retried
+            log.error("the engine event stream failed (%s); starting it again in 5 s", exc)
         except Exception:
             log.exception("the engine event stream failed; starting it again in 5 s")
         hub.gap("The engine's event stream failed and is being restarted: changes may have been missed.")
