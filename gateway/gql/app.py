@@ -10,7 +10,13 @@ GraphQL over HTTP, as the spec (and the ``graphql-http`` audit) has it:
 - A body that is JSON but not an object (``42``, ``null``, ``"x"``) and JSON nested deeper than
   ``MAX_REQUEST_JSON_DEPTH`` (body, GET ``variables``/``extensions``) are 400 ``BAD_REQUEST``, not 500s; the
   depth is checked before ``json.loads`` recurses. Over WebSocket, such a message closes the connection (4400).
-- Documents and responses are remembered only while they are small (see :mod:`gateway.gql.limits`).
+- Documents and responses are remembered only while they are small (see :mod:`gateway.gql.limits`); only queries'
+  responses are reused. A subscription over HTTP is 400 ``BAD_REQUEST``: subscriptions are served over WebSocket.
+
+GraphQL over WebSocket (graphql-transport-ws, same path; see :mod:`gateway.gql.subscriptions`): the caller comes
+from the upgrade request's ``Authorization`` header or from the ``connection_init`` payload
+``{"Authorization": "Bearer <jwt>"}`` (browsers cannot set headers on a WebSocket); a bad token closes the
+connection at ``connection_init`` with 4403 ``Forbidden: <why>``.
 """
 
 from __future__ import annotations
@@ -18,34 +24,59 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, NoReturn
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import OperationType
+from graphql import GraphQLFormattedError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage, SubscribeMessage
 from strawberry.types.execution import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
-from ..core.errors import GatewayError
+from ..core.errors import GatewayError, TooManySubscriptions
 from .context import Context
 from .errors import request_error_code
 from .graphiql import OfflineGraphQL
-from .limits import MAX_REQUEST_JSON_DEPTH, JSONTooDeep, decode_json
+from .limits import MAX_REQUEST_JSON_DEPTH, DocumentCache, JSONTooDeep, decode_json
 from .schema import GatewaySchema, build_schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+MAX_CLOSE_REASON_BYTES = 123
+#: Where on_ws_connect leaves why it refused a connection, for the close frame (the connection's scope state).
+WS_REFUSAL = "graphql_ws_refusal"
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions are served over WebSocket (graphql-transport-ws) at this path, not over HTTP: use a"
+    " graphql-ws client, or GraphiQL."
+)
 NOT_AN_OBJECT = 'The request body must be a JSON object, such as {"query": "{ __typename }"}.'
 
 #: A JSON body whose first character (after white space) is not one of these is not an object (nor a batch).
 _OBJECT_OR_ARRAY_START = re.compile(rb"[ \t\r\n]*(?:[{\[]|$)")
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a WebSocket close frame can carry (123 bytes of UTF-8)."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+def connection_authorization(params: Mapping[str, object] | None) -> object:
+    """The ``Authorization`` (or ``authorization``) of a ``connection_init`` payload; None when there is none."""
+    if not params:
+        return None
+    return params.get("Authorization", params.get("authorization"))
 
 
 def wants_graphql_response(request: Request) -> bool:
@@ -71,6 +102,13 @@ class _LimitedWebSocketAdapter(ASGIWebSocketAdapter):
     middleware closes the connection with 1009.)
     """
 
+    async def close(self, code: int, reason: str) -> None:
+        """Close; a refused ``connection_init`` (4403) says why (:meth:`GatewayGraphQL.on_ws_connect`)."""
+        refusal = getattr(self.ws.state, WS_REFUSAL, None)
+        if code == 4403 and isinstance(refusal, str):
+            reason = close_reason(f"{reason}: {refusal}")
+        await super().close(code, reason)
+
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
         try:
             async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
@@ -81,6 +119,53 @@ class _LimitedWebSocketAdapter(ASGIWebSocketAdapter):
             await self.close(4400, exc.__cause__.reason)
 
 
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """strawberry's graphql-transport-ws handler, holding each connection to its live subscriptions' limit.
+
+    A ``subscribe`` for a subscription beyond ``GATEWAY_SUBSCRIPTIONS_PER_CONNECTION`` (counted here, where a
+    ``complete`` frees its slot at once) is refused with an ``error`` message whose code is
+    TOO_MANY_SUBSCRIPTIONS. A document whose type is not known without parsing it (too long to remember) counts
+    as a subscription while it runs. strawberry's own cap on operations in flight stays, above ours.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subscription_limit = self.context.subscriptions_per_connection
+        self.max_subscriptions_per_connection = max(self.max_subscriptions_per_connection or 0, self.subscription_limit)
+        self._subscriptions: set[str] = set()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        operation_id = message["id"]
+        counted = (
+            self.connection_acknowledged
+            and operation_id not in self.operations
+            and self._may_be_subscription(message["payload"])
+        )
+        if counted:
+            self._subscriptions &= self.operations.keys()  # completed, ended and failed ones are gone from there
+            if len(self._subscriptions) >= self.subscription_limit:
+                error = TooManySubscriptions(
+                    f"This connection already holds {len(self._subscriptions)} live subscriptions, the most one"
+                    " connection may hold; complete one first (or open another connection)."
+                )
+                formatted: GraphQLFormattedError = {
+                    "message": error.message,
+                    "extensions": {"code": error.code, "requestId": self.context.request_id},
+                }
+                await self.send_message(ErrorMessage(id=operation_id, type="error", payload=[formatted]))
+                return
+        await super().handle_subscribe(message)
+        if counted and operation_id in self.operations:
+            self._subscriptions.add(operation_id)
+
+    def _may_be_subscription(self, payload: Mapping[str, Any]) -> bool:
+        query, operation_name = payload.get("query"), payload.get("operationName")
+        if not isinstance(query, str) or not isinstance(operation_name, str | None):
+            return False  # strawberry refuses it
+        documents: DocumentCache = self.view.documents  # type: ignore[attr-defined]
+        return documents.operation_type(query, operation_name) not in (OperationType.QUERY, OperationType.MUTATION)
+
+
 class _SubResponse(Response):
     """strawberry's sub-response, remembering its request so that create_response can honour Accept."""
 
@@ -89,6 +174,7 @@ class _SubResponse(Response):
 
 class GatewayGraphQL(OfflineGraphQL[Context, None]):
     websocket_adapter_class = _LimitedWebSocketAdapter  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = _TransportWSHandler
 
     def __init__(self, schema: GatewaySchema, **options: Any) -> None:
         super().__init__(schema, **options)
@@ -119,6 +205,7 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
         return await super().parse_http_body(request)
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        """One per HTTP request, one per WebSocket connection (shared by its operations)."""
         state = request.app.state
         try:
             caller: Any = await state.verifier.caller(request.headers.get("authorization"))
@@ -130,7 +217,36 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
             caller_or_error=caller,
             request=request,
             response=response,
+            live=getattr(state, "live", None),
+            live_lists=getattr(state, "live_lists", None),
+            subscriptions_per_connection=state.settings.subscriptions_per_connection,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws ``connection_init``: the caller of the connection's operations.
+
+        A token in the payload (``{"Authorization": "Bearer <jwt>"}``, or key ``authorization``) is verified like
+        the header and replaces the upgrade request's caller; without one, the header's caller stays. A bad or
+        missing (where required) token refuses the connection: it closes with 4403 and the reason
+        ``Forbidden: <why>`` (strawberry's ConnectionRejectionError; the protocol has no error message before the
+        acknowledgement).
+        """
+        authorization = connection_authorization(context.connection_params)
+        if authorization is not None:
+            if not isinstance(authorization, str):
+                self._refuse(context, "The Authorization of connection_init must be 'Bearer <token>'.")
+            try:
+                context.authenticate(await context.request.app.state.verifier.caller(authorization))
+            except GatewayError as exc:
+                self._refuse(context, exc.message)
+        elif isinstance(context.caller_or_error, GatewayError):
+            self._refuse(context, context.caller_or_error.message)
+        return UNSET
+
+    @staticmethod
+    def _refuse(context: Context, reason: str) -> NoReturn:
+        setattr(context.request.state, WS_REFUSAL, reason)
+        raise ConnectionRejectionError
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()
@@ -164,11 +280,10 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
 
         caller = context.caller_or_error
         query = request_data.query
-        if (
-            isinstance(caller, GatewayError)
-            or not query
-            or self.documents.operation_type(query, request_data.operation_name) is not OperationType.QUERY
-        ):
+        operation_type = self.documents.operation_type(query, request_data.operation_name) if query else None
+        if operation_type is OperationType.SUBSCRIPTION:
+            raise HTTPException(400, SUBSCRIPTION_OVER_HTTP)
+        if isinstance(caller, GatewayError) or not query or operation_type is not OperationType.QUERY:
             return await execute()
         variables = json.dumps(request_data.variables, sort_keys=True, default=str)
         key = ("graphql-response", caller.cache_key, _response_key(query, variables, request_data.operation_name))

@@ -1,4 +1,9 @@
-"""The per-request context: the caller (verified before any resolver runs), the service and the DataLoader."""
+"""The per-request context: the caller (verified before any resolver runs), the service and the DataLoader.
+
+Over WebSocket there is one context per connection, shared by its operations: the caller may be replaced once by the
+token in ``connection_init`` (:meth:`Context.authenticate`); the connection's live subscriptions are counted by the
+WebSocket handler (:mod:`gateway.gql.app`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,16 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from ..core.domain import Caller, UserTask
-from ..core.errors import GatewayError
+from ..core.errors import BadRequest, GatewayError
+from ..core.live import LiveService
+from ..core.live_lists import LiveLists
 from ..core.service import TaskService
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+#: Live subscriptions one WebSocket may hold when the app does not say (GATEWAY_SUBSCRIPTIONS_PER_CONNECTION).
+DEFAULT_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
 @dataclass
@@ -23,9 +33,17 @@ class Context:
     caller_or_error: Caller | GatewayError
     request: Any = None
     response: Any = None
+    live: LiveService | None = None
+    live_lists: LiveLists | None = None
+    subscriptions_per_connection: int = DEFAULT_SUBSCRIPTIONS_PER_CONNECTION
+    #: What the client sent in graphql-transport-ws ``connection_init`` (strawberry sets it; WebSocket only).
+    connection_params: dict[str, object] | None = None
     task_loader: DataLoader[str, UserTask | None] = field(init=False)
 
     def __post_init__(self) -> None:
+        self._make_loader()
+
+    def _make_loader(self) -> None:
         # The loader captures the service and the caller, not the context: a closure over ``self`` would make every
         # request's context, request and body a reference cycle that waits for the garbage collector.
         service, caller_or_error = self.service, self.caller_or_error
@@ -37,12 +55,27 @@ class Context:
 
         self.task_loader = DataLoader(load_fn=load)
 
+    def authenticate(self, caller: Caller) -> None:
+        """Make ``caller`` the caller of every later operation (a WebSocket's ``connection_init`` token)."""
+        self.caller_or_error = caller
+        self._make_loader()
+
     @property
     def caller(self) -> Caller:
         """The verified caller; raises the authentication error for requests that failed it."""
         if isinstance(self.caller_or_error, GatewayError):
             raise self.caller_or_error
         return self.caller_or_error
+
+    def live_service(self) -> LiveService:
+        if self.live is None:
+            raise BadRequest("Live subscriptions are not available here.")
+        return self.live
+
+    def live_list_service(self) -> LiveLists:
+        if self.live_lists is None:
+            raise BadRequest("Live subscriptions are not available here.")
+        return self.live_lists
 
 
 Info: TypeAlias = StrawberryInfo[Context, None]

@@ -71,12 +71,25 @@ def _copy(error: GraphQLError, message: str, extensions: dict[str, object]) -> G
 
 
 class ErrorCodes(SchemaExtension):
+    """Codes (and masks) the errors of every result: the one of an HTTP request at the end of the operation, each
+    one a streaming transport (WebSocket) sends before it is sent: subscription messages, and queries over
+    WebSocket, whose operation ends only after their result went out."""
+
+    _streamed = False  # set per instance: strawberry makes one per operation
+
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        if not self._streamed:
+            self._classify(self.execution_context.result)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        self._streamed = True
+        self._classify(result)
+        yield
+
+    def _classify(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if not errors:
             return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", "-")
-        result.errors = [classify(error, request_id) for error in errors]  # type: ignore[union-attr]
+        request_id = getattr(self.execution_context.context, "request_id", "-")
+        result.errors = [classify(error, request_id) for error in errors]  # type: ignore[attr-defined]

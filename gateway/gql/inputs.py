@@ -66,9 +66,11 @@ def _strings(values: list[strawberry.ID] | list[str] | None) -> tuple[str, ...]:
     return tuple(str(value) for value in values or ())
 
 
-def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
+def to_filter(value: UserTaskFilter | None, *, any_state: bool = False) -> domain.TaskFilter:
+    """The domain's filter. ``state`` not given: waiting tasks only (listings), or with ``any_state`` no condition on
+    the state (``userTaskEvents``: a subscriber wants to hear that a task was finished, too)."""
     if value is None:
-        return domain.TaskFilter()
+        return domain.TaskFilter(states=()) if any_state else domain.TaskFilter()
     lists = {
         "id": value.id,
         "state": value.state,
@@ -80,8 +82,10 @@ def to_filter(value: UserTaskFilter | None) -> domain.TaskFilter:
         "token": value.token,
     }
     limits.check_counts((name, len(values)) for name, values in lists.items() if values)
+    asked = tuple(state.value for state in value.state or ())
+    states = asked if any_state else domain.states_or_default(asked)
     return domain.TaskFilter(
-        states=domain.states_or_default(state.value for state in value.state or ()),
+        states=states,
         ids=_strings(value.id),
         process_model_ids=_strings(value.process_model_id),
         process_instance_ids=_strings(value.process_instance_id),

@@ -16,6 +16,7 @@ from .errors import ErrorCodes
 from .limits import DocumentCache, alias_rule, depth_rule, document_guard
 from .mutations import Mutation
 from .queries import Query
+from .subscriptions import Subscription
 
 
 class GatewaySchema(Schema):
@@ -34,6 +35,7 @@ def build_schema(*, max_depth: int, max_aliases: int, max_tokens: int) -> Gatewa
     schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[lambda: AddValidationRules(rules), document_guard(documents), ErrorCodes],
     )
     schema.documents = documents

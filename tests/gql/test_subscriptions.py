@@ -1,0 +1,638 @@
+"""GraphQL subscriptions over real WebSockets (graphql-transport-ws): gateway processes in front of an engine process.
+
+Changes are made at the engine (or through the gateway) by the test; what each subscriber receives is collected
+in full, then checked. Waits are polls with deadlines, never sleeps whose length decides the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+from gateway.gql.inputs import UserTaskFilter, to_filter
+from gateway.metrics import metric_in
+from tests.embedded_engine.test_http_api import finish, reserve, token_for
+from tests.servers import DUMMY_TOKEN, REPO, EngineServer, GatewayServer, gateway_in_front_of
+
+EXAMPLES_DIR = REPO / "examples" / "processes"
+DEADLINE = 20.0  # seconds any one expected message may take (it usually takes milliseconds)
+
+TASK = "id name lane state processInstanceId reservedFor"
+
+EVENTS = f"""
+subscription Events($filter: UserTaskFilter, $after: String) {{
+  userTaskEvents(filter: $filter, after: $after) {{
+    __typename
+    ... on UserTaskEvent {{ eventId kind at task {{ {TASK} }} }}
+    ... on EventsMissed {{ after reason }}
+  }}
+}}
+"""
+
+# `reason` is a String in EventsMissed and an enum in UserTaskListSnapshot: one selection of both needs an alias.
+LIST = f"""
+subscription List($filter: UserTaskFilter, $sort: [UserTaskSort!], $first: Int) {{
+  userTaskList(filter: $filter, sort: $sort, first: $first) {{
+    __typename
+    ... on UserTaskListSnapshot {{ eventId snapshotReason: reason totalCount tasks {{ {TASK} }} }}
+    ... on UserTaskListChanges {{
+      eventId totalCount removed order
+      added {{ index task {{ {TASK} }} }}
+      updated {{ index task {{ {TASK} }} }}
+    }}
+    ... on EventsMissed {{ after reason }}
+  }}
+}}
+"""
+
+RESERVE = """
+mutation Reserve($id: ID!) { reserveUserTask(id: $id) { __typename ... on UserTask { id reservedFor } } }
+"""
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """One engine with the example models for the module; each test isolates its tasks by correlation id."""
+    server = EngineServer(data_dir=tmp_path_factory.mktemp("live") / "engine").start()
+    for path in sorted(EXAMPLES_DIR.glob("*.bpmn")):
+        server.deploy_file(path)
+    yield server
+    server.stop()
+
+
+def following_events(gateway: GatewayServer, engine: EngineServer) -> GatewayServer:
+    """``gateway`` once its engine event stream is connected: a change made now reaches its subscribers.
+
+    The stream connects just after the gateway answers /healthz; a change made at the engine shows when it did.
+    """
+    engine.start_instance("LeaveRequest", {"days": 1}, correlationId=f"warm-up-{uuid.uuid4()}")
+    poll(lambda: metric_in(httpx.get(gateway.url + "/metrics").text, "gateway_engine_events_total") > 0)
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def start_gateway(module_engine: EngineServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
+    started: list[GatewayServer] = []
+
+    def start(engine: EngineServer | None = None, **env: Any) -> GatewayServer:
+        engine = engine or module_engine
+        gateway = gateway_in_front_of(engine.url, tmp_path_factory.mktemp("gateway"), **env).start()
+        started.append(gateway)
+        return following_events(gateway, engine)
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+GatewayFactory = Callable[..., GatewayServer]
+
+
+@pytest.fixture(scope="module")
+def gateway(start_gateway: GatewayFactory) -> GatewayServer:
+    return start_gateway()
+
+
+@pytest.fixture
+def engine(module_engine: EngineServer) -> EngineServer:
+    return module_engine
+
+
+# -- a graphql-transport-ws client -----------------------------------------------------------------------------
+
+
+class Closed(Exception):
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"closed with {code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class GraphQLSocket:
+    """One graphql-transport-ws connection: operations by id, each with its own inbox of messages."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.inboxes: dict[str, asyncio.Queue[dict[str, Any] | Closed]] = {}
+        self.received: list[dict[str, Any]] = []  # every message, in order
+        self.closed: Closed | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    def _inbox(self, operation_id: str) -> asyncio.Queue[dict[str, Any] | Closed]:
+        return self.inboxes.setdefault(operation_id, asyncio.Queue())
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.socket.receive()
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                break
+            body = json.loads(message.data)
+            if body["type"] == "ping":
+                await self.socket.send_json({"type": "pong"})
+                continue
+            self.received.append(body)
+            if "id" in body:
+                self._inbox(body["id"]).put_nowait(body)
+        self.closed = Closed(self.socket.close_code, str(message.extra or ""))
+        for inbox in self.inboxes.values():
+            inbox.put_nowait(self.closed)
+
+    async def subscribe(self, operation_id: str, query: str, **variables: Any) -> None:
+        self._inbox(operation_id)
+        payload = {"query": query, "variables": variables}
+        await self.socket.send_json({"id": operation_id, "type": "subscribe", "payload": payload})
+
+    async def complete(self, operation_id: str) -> None:
+        await self.socket.send_json({"id": operation_id, "type": "complete"})
+
+    async def take(self, operation_id: str, within: float = DEADLINE) -> dict[str, Any]:
+        """The next message of an operation (raises Closed when the connection closed first)."""
+        if self.closed is not None and self._inbox(operation_id).empty():
+            raise self.closed
+        item = await asyncio.wait_for(self._inbox(operation_id).get(), within)
+        if isinstance(item, Closed):
+            raise item
+        return item
+
+    async def data_until(
+        self, operation_id: str, done: Callable[[list[dict[str, Any]]], bool], within: float = DEADLINE
+    ) -> list[dict[str, Any]]:
+        """The operation's ``next`` payloads' data, collected until ``done(collected)`` holds (fails on errors)."""
+        collected: list[dict[str, Any]] = []
+        deadline = time.monotonic() + within
+        while not done(collected):
+            message = await self.take(operation_id, max(0.01, deadline - time.monotonic()))
+            assert message["type"] == "next", message
+            assert "errors" not in message["payload"], message
+            collected.append(next(iter(message["payload"]["data"].values())))
+        return collected
+
+    async def ending(self, operation_id: str, within: float = DEADLINE) -> tuple[str, dict[str, Any]]:
+        """Skip data until the operation fails: (its code, its error), after checking it completes then."""
+        deadline = time.monotonic() + within
+        while True:
+            message = await self.take(operation_id, max(0.01, deadline - time.monotonic()))
+            if message["type"] == "next" and "errors" not in message["payload"]:
+                continue
+            errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+            [error] = errors
+            if message["type"] == "next":
+                assert message["payload"]["data"] is None
+                assert (await self.take(operation_id)) == {"id": operation_id, "type": "complete"}
+            return str(error["extensions"]["code"]), error
+
+
+@asynccontextmanager
+async def connect(
+    gateway: GatewayServer, *, header_token: str | None = None, init: dict[str, Any] | None = None
+) -> AsyncIterator[GraphQLSocket]:
+    """An acknowledged graphql-transport-ws connection (``init``: the connection_init payload)."""
+    headers = {"Authorization": f"Bearer {header_token}"} if header_token else {}
+    url = gateway.graphql_url.replace("http://", "ws://")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, protocols=["graphql-transport-ws"], headers=headers) as socket,
+    ):
+        await socket.send_json({"type": "connection_init", "payload": init or {}})
+        ack = await socket.receive(timeout=DEADLINE)
+        if ack.type is not aiohttp.WSMsgType.TEXT:
+            raise Closed(socket.close_code, str(ack.extra or ""))
+        assert json.loads(ack.data)["type"] == "connection_ack", ack
+        client = GraphQLSocket(socket)
+        client.start()
+        try:
+            yield client
+        finally:
+            await client.stop()
+
+
+def poll(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def live_subscriptions(gateway: GatewayServer) -> float:
+    return metric_in(httpx.get(gateway.url + "/metrics").text, "gateway_live_subscriptions")
+
+
+def start_approval(engine: EngineServer, correlation_id: str, amount: int = 100) -> tuple[str, str]:
+    """Start an ApprovalProcess; answer its instance id and the id of its first task (lane Approver)."""
+    started = engine.start_instance(
+        "ApprovalProcess", {"amount": amount, "customerType": "vip", "customerId": "C"}, correlationId=correlation_id
+    )
+    instance = started["processInstanceId"]
+    return instance, engine.user_tasks(processInstanceId=instance)[0]["flowNodeInstanceId"]
+
+
+def finished(engine: EngineServer, task_id: str, result: dict[str, Any], token: str = DUMMY_TOKEN) -> None:
+    response = finish(engine, task_id, result, token)
+    assert response.status_code == 204, response.text
+
+
+def events_of(task_id: str, events: list[dict[str, Any]]) -> list[str]:
+    return [event["kind"] for event in events if event.get("task", {}).get("id") == task_id]
+
+
+# -- userTaskEvents ------------------------------------------------------------------------------------------
+
+
+def test_events_tell_of_a_task_started_reserved_and_finished(engine: EngineServer, gateway: GatewayServer) -> None:
+    correlation = f"events-{uuid.uuid4()}"
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with connect(gateway) as client:
+            await client.subscribe("events", EVENTS, filter={"correlationId": [correlation]})
+            poll_task = asyncio.to_thread(poll, lambda: live_subscriptions(gateway) >= 1)
+            await poll_task
+            _, task_id = await asyncio.to_thread(start_approval, engine, correlation)
+            reserved = await asyncio.to_thread(gateway.graphql, RESERVE, {"id": task_id})
+            assert reserved["data"]["reserveUserTask"]["__typename"] == "UserTask", reserved
+            await asyncio.to_thread(finished, engine, task_id, {"approved": False})
+            return await client.data_until(
+                "events", lambda got: any(e.get("kind") == "FINISHED" and e["task"]["id"] == task_id for e in got)
+            )
+
+    events = asyncio.run(scenario())
+    approve = next(event["task"] for event in events if event["task"]["name"] == "Approve order")
+    assert events_of(approve["id"], events) == ["WAITING", "RESERVED", "FINISHED"]
+    last = [event for event in events if event["task"]["id"] == approve["id"]][-1]
+    assert last["task"]["state"] == "FINISHED"
+    assert last["task"]["lane"] == "Approver"
+    assert all(event["__typename"] == "UserTaskEvent" for event in events)
+    ids = [event["eventId"] for event in events]
+    assert len(set(ids)) == len(ids)
+
+
+def test_after_resumes_with_the_events_that_followed(engine: EngineServer, gateway: GatewayServer) -> None:
+    correlation = f"resume-{uuid.uuid4()}"
+    the_filter = {"correlationId": [correlation]}
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with connect(gateway) as client:
+            await client.subscribe("first", EVENTS, filter=the_filter)
+            await asyncio.to_thread(poll, lambda: live_subscriptions(gateway) >= 1)
+            _, task_id = await asyncio.to_thread(start_approval, engine, correlation)
+            [waiting] = await client.data_until("first", lambda got: len(got) == 1)
+            await client.complete("first")  # gone: what follows is missed by this connection
+            await asyncio.to_thread(poll, lambda: live_subscriptions(gateway) == 0)
+            await asyncio.to_thread(finished, engine, task_id, {"approved": True})
+            # After the finish, the next task (lane Clerk) waits: two more events of this correlation.
+            await client.subscribe("resumed", EVENTS, filter=the_filter, after=waiting["eventId"])
+            replayed = await client.data_until("resumed", lambda got: len(got) == 2)
+            return [waiting], replayed
+
+    [waiting], replayed = asyncio.run(scenario())
+    assert waiting["kind"] == "WAITING"
+    assert [(event["kind"], event["task"]["name"]) for event in replayed] == [
+        ("FINISHED", "Approve order"),
+        ("WAITING", "Notify customer"),
+    ]
+    assert replayed[0]["task"]["id"] == waiting["task"]["id"]
+
+
+def test_a_bad_after_is_refused_with_its_code(gateway: GatewayServer) -> None:
+    async def scenario() -> list[str]:
+        async with connect(gateway) as client:
+            codes = []
+            for number, after in enumerate(["not an event id", "0badcafe-1", "0badcafe-999999999"]):
+                await client.subscribe(str(number), EVENTS, after=after)
+                code, _ = await client.ending(str(number))
+                codes.append(code)
+            return codes
+
+    assert asyncio.run(scenario()) == ["BAD_REQUEST", "CHANGES_EXPIRED", "CHANGES_EXPIRED"]
+    poll(lambda: live_subscriptions(gateway) == 0)
+
+
+def test_without_a_state_events_are_of_any_state_unlike_the_list() -> None:
+    assert to_filter(None, any_state=True).states == ()
+    assert to_filter(UserTaskFilter(), any_state=True).states == ()
+    assert to_filter(None).states == ("suspended",)
+    assert to_filter(UserTaskFilter()).states == ("suspended",)
+
+
+# -- userTaskList --------------------------------------------------------------------------------------------
+
+
+def test_the_live_list_sends_a_snapshot_then_its_changes(engine: EngineServer, gateway: GatewayServer) -> None:
+    correlation = f"list-{uuid.uuid4()}"
+    first_instance, first_task = start_approval(engine, correlation, amount=1)
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+        async with connect(gateway) as client:
+            await client.subscribe(
+                "list", LIST, filter={"correlationId": [correlation]}, sort=[{"field": "STARTED_AT"}], first=10
+            )
+            [snapshot] = await client.data_until("list", lambda got: len(got) == 1)
+            _, second_task = await asyncio.to_thread(start_approval, engine, correlation, 2)
+            changes = await client.data_until("list", lambda got: any(c["totalCount"] == 2 for c in got))
+            await asyncio.to_thread(finished, engine, first_task, {"approved": False})
+            # The finished task leaves; the revision task (same correlation) comes in.
+            changes += await client.data_until(
+                "list", lambda got: any(first_task in c["removed"] for c in got if "removed" in c)
+            )
+            return snapshot, changes, second_task
+
+    snapshot, changes, second_task = asyncio.run(scenario())
+    assert snapshot["__typename"] == "UserTaskListSnapshot"
+    assert snapshot["snapshotReason"] == "INITIAL"
+    assert snapshot["totalCount"] == 1
+    assert [task["id"] for task in snapshot["tasks"]] == [first_task]
+    assert all(change["__typename"] == "UserTaskListChanges" for change in changes)
+    added = changes[0]
+    assert added["added"] == [{"index": 1, "task": added["added"][0]["task"]}]
+    assert added["added"][0]["task"]["id"] == second_task
+    assert added["order"] == [first_task, second_task]
+    assert added["totalCount"] == 2
+    last = changes[-1]
+    assert first_task in last["removed"]
+    assert first_task not in last["order"]
+    assert second_task in last["order"]
+    assert last["totalCount"] == len(last["order"])
+    assert first_instance
+
+
+# -- who sees what -------------------------------------------------------------------------------------------
+
+ALICE_LANES = {"Approver", "Geschäftsführung"}
+BOB_LANES = {"Clerk", "Controlling"}
+
+
+def tasks_in(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every task a message holds (events, snapshots, changes)."""
+    found = []
+    for message in messages:
+        if "task" in message:
+            found.append(message["task"])
+        found += message.get("tasks", [])
+        for key in ("added", "updated"):
+            found += [item["task"] for item in message.get(key, [])]
+    return found
+
+
+def ids_in(messages: list[dict[str, Any]]) -> set[str]:
+    ids = {task["id"] for task in tasks_in(messages)}
+    for message in messages:
+        ids |= set(message.get("removed", [])) | set(message.get("order", []))
+    return ids
+
+
+def test_two_users_of_different_lanes_never_see_each_others_tasks(engine: EngineServer, gateway: GatewayServer) -> None:
+    correlation = f"lanes-{uuid.uuid4()}"
+    the_filter = {"correlationId": [correlation]}
+    alice = token_for(engine, "alice", "alice-secret")  # Approver, Geschäftsführung
+    bob = token_for(engine, "bob", "bob-secret")  # Clerk, Controlling
+    approvals: list[str] = []
+    clerk_tasks: list[str] = []
+
+    async def scenario() -> dict[str, list[dict[str, Any]]]:
+        async with (
+            connect(gateway, init={"Authorization": f"Bearer {alice}"}) as alice_socket,
+            connect(gateway, header_token=bob) as bob_socket,
+        ):
+            for socket in (alice_socket, bob_socket):
+                await socket.subscribe("events", EVENTS, filter=the_filter)
+                await socket.subscribe("list", LIST, filter=the_filter)
+            await alice_socket.data_until("list", lambda got: len(got) == 1)
+            await bob_socket.data_until("list", lambda got: len(got) == 1)
+            await asyncio.to_thread(poll, lambda: live_subscriptions(gateway) >= 4)
+            for amount in (10, 20, 30):
+                instance, task_id = await asyncio.to_thread(start_approval, engine, correlation, amount)
+                approvals.append(task_id)
+                if amount != 30:  # approved: notifyCustomer (Clerk); rejected: reviseOrder (Clerk)
+                    await asyncio.to_thread(finished, engine, task_id, {"approved": amount == 10})
+                    [next_task] = await asyncio.to_thread(engine.user_tasks, processInstanceId=instance)
+                    clerk_tasks.append(next_task["flowNodeInstanceId"])
+            await asyncio.to_thread(reserve, engine, clerk_tasks[0], "bob")
+            await asyncio.to_thread(finished, engine, clerk_tasks[0], {"notified": True}, bob)
+
+            def saw(kind: str, task_id: str) -> Callable[[list[dict[str, Any]]], bool]:
+                return lambda got: any(e.get("kind") == kind and e["task"]["id"] == task_id for e in got)
+
+            seen = {
+                "alice events": await alice_socket.data_until("events", saw("WAITING", approvals[2])),
+                "bob events": await bob_socket.data_until("events", saw("FINISHED", clerk_tasks[0])),
+            }
+            # The lists settle: alice's shows her waiting approval, bob's his remaining clerk task.
+            seen["alice list"] = await alice_socket.data_until(
+                "list", lambda got: bool(got) and got[-1].get("order") == [approvals[2]]
+            )
+            seen["bob list"] = await bob_socket.data_until(
+                "list", lambda got: bool(got) and got[-1].get("order") == [clerk_tasks[1]]
+            )
+            # Everything else either of them was sent by now (nothing more may come, but look).
+            for socket, name in ((alice_socket, "alice"), (bob_socket, "bob")):
+                for operation in ("events", "list"):
+                    while not socket.inboxes[operation].empty():
+                        message = socket.inboxes[operation].get_nowait()
+                        assert isinstance(message, dict), message
+                        assert message["type"] == "next", message
+                        seen[f"{name} {operation}"].append(next(iter(message["payload"]["data"].values())))
+            return seen
+
+    seen = asyncio.run(scenario())
+    alice_seen = seen["alice events"] + seen["alice list"]
+    bob_seen = seen["bob events"] + seen["bob list"]
+    assert {task["lane"] for task in tasks_in(alice_seen)} == {"Approver"}
+    assert {task["lane"] for task in tasks_in(bob_seen)} == {"Clerk"}
+    assert ids_in(alice_seen) == set(approvals)
+    assert ids_in(bob_seen) == set(clerk_tasks)
+    assert events_of(approvals[0], seen["alice events"]) == ["WAITING", "FINISHED"]
+    assert events_of(clerk_tasks[0], seen["bob events"]) == ["WAITING", "RESERVED", "FINISHED"]
+
+
+# -- authentication ------------------------------------------------------------------------------------------
+
+
+def test_a_token_in_connection_init_is_the_callers_and_a_bad_one_is_refused(
+    engine: EngineServer, gateway: GatewayServer
+) -> None:
+    bob = token_for(engine, "bob", "bob-secret")
+    query = 'subscription { userTaskList(filter: {lane: ["Clerk"]}, first: 0) { __typename } }'
+
+    async def refused(init: dict[str, Any]) -> Closed:
+        with pytest.raises(Closed) as closed:
+            async with connect(gateway, init=init):
+                pass
+        return closed.value
+
+    async def scenario() -> tuple[list[Closed], dict[str, Any]]:
+        refusals = [
+            await refused({"Authorization": "Bearer not-a-jwt"}),
+            await refused({"authorization": "Basic Ym9iOnNlY3JldA=="}),
+            await refused({"Authorization": 42}),
+        ]
+        async with connect(gateway, header_token="not-a-jwt", init={"authorization": f"Bearer {bob}"}) as client:
+            await client.subscribe("me", query)
+            [message] = await client.data_until("me", lambda got: len(got) == 1)
+        return refusals, message
+
+    refusals, message = asyncio.run(scenario())
+    assert message == {"__typename": "UserTaskListSnapshot"}
+    for closed in refusals:
+        assert closed.code == 4403
+        assert closed.reason.startswith("Forbidden: ")
+    assert "JWT" in refusals[0].reason
+    assert "Bearer" in refusals[1].reason
+
+
+def test_a_bad_header_token_without_connection_init_token_is_refused(gateway: GatewayServer) -> None:
+    async def scenario() -> Closed:
+        with pytest.raises(Closed) as closed:
+            async with connect(gateway, header_token="not-a-jwt"):
+                pass
+        return closed.value
+
+    closed = asyncio.run(scenario())
+    assert (closed.code, closed.reason.split(":")[0]) == (4403, "Forbidden")
+
+
+# -- limits and hardening ------------------------------------------------------------------------------------
+
+
+def test_a_connection_holds_at_most_its_subscriptions_and_completing_frees_a_slot(gateway: GatewayServer) -> None:
+    """GATEWAY_SUBSCRIPTIONS_PER_CONNECTION is 20 by default; live lists of one query share one engine read."""
+    query = "subscription { userTaskList(first: 1) { __typename } }"
+
+    async def scenario() -> tuple[str, dict[str, Any]]:
+        async with connect(gateway) as client:
+            for number in range(20):
+                await client.subscribe(str(number), query)
+            for number in range(20):
+                await client.data_until(str(number), lambda got: len(got) == 1)
+            await client.subscribe("one too many", query)
+            code, _ = await client.ending("one too many")
+            await client.complete("0")
+            await client.subscribe("again", query)
+            [again] = await client.data_until("again", lambda got: len(got) == 1)
+            await asyncio.to_thread(poll, lambda: live_subscriptions(gateway) == 20)
+        return code, again
+
+    code, again = asyncio.run(scenario())
+    assert code == "TOO_MANY_SUBSCRIPTIONS"
+    assert again == {"__typename": "UserTaskListSnapshot"}
+    poll(lambda: live_subscriptions(gateway) == 0)  # the connection closed: every slot is free again
+
+
+def test_document_limits_and_validation_apply_to_subscriptions(gateway: GatewayServer) -> None:
+    aliases = " ".join(f"a{number}: __typename" for number in range(70))
+    documents = {
+        "aliases": f"subscription {{ userTaskEvents {{ {aliases} }} }}",
+        "two root fields": "subscription { userTaskEvents { __typename } userTaskList { __typename } }",
+        "bad first": "subscription { userTaskList(first: 1000) { __typename } }",
+    }
+
+    async def scenario() -> dict[str, str]:
+        async with connect(gateway) as client:
+            codes = {}
+            for name, document in documents.items():
+                await client.subscribe(name, document)
+                codes[name], _ = await client.ending(name)
+            return codes
+
+    assert asyncio.run(scenario()) == {
+        "aliases": "QUERY_TOO_COMPLEX",
+        "two root fields": "BAD_REQUEST",
+        "bad first": "BAD_REQUEST",
+    }
+
+
+def test_a_subscription_over_http_is_a_bad_request(gateway: GatewayServer) -> None:
+    response = httpx.post(gateway.graphql_url, json={"query": "subscription { userTaskEvents { __typename } }"})
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "WebSocket" in error["message"]
+
+
+# -- endings -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_token_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """An engine whose authority issues tokens that live 2 seconds (``--token-ttl``)."""
+    server = EngineServer(data_dir=tmp_path_factory.mktemp("short") / "engine", extra_args=["--token-ttl", "2"])
+    server.start()
+    for path in sorted(EXAMPLES_DIR.glob("*.bpmn")):
+        server.deploy_file(path)
+    yield server
+    server.stop()
+
+
+def test_a_token_that_expires_ends_the_subscription(
+    short_token_engine: EngineServer, start_gateway: GatewayFactory
+) -> None:
+    gateway = start_gateway(short_token_engine)
+    alice = token_for(short_token_engine, "alice", "alice-secret")
+
+    async def scenario() -> tuple[str, str, dict[str, Any], float]:
+        async with connect(gateway, init={"Authorization": f"Bearer {alice}"}) as client:
+            await client.subscribe("events", EVENTS)
+            await client.subscribe("list", LIST, first=1)
+            events_code, error = await client.ending("events")
+            list_code, _ = await client.ending("list")
+            held = await asyncio.to_thread(live_subscriptions, gateway)
+        return events_code, list_code, error, held
+
+    events_code, list_code, error, held = asyncio.run(scenario())
+    assert (events_code, list_code) == ("TOKEN_EXPIRED", "TOKEN_EXPIRED")
+    assert "expired" in error["message"]
+    assert held == 0
+
+
+def sigterm(gateway: GatewayServer) -> int:
+    """Stop ``gateway`` with SIGTERM; its exit code. A shutdown that hangs fails here (after 15 s)."""
+    process = gateway.process
+    assert process is not None
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=15)
+    finally:
+        gateway.stop()  # kills it if it hung
+
+
+def test_stopping_the_gateway_ends_open_subscriptions(start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway()
+
+    async def scenario() -> tuple[list[str | int | None], int]:
+        async with connect(gateway) as client:
+            await client.subscribe("events", EVENTS)
+            await client.subscribe("list", LIST, first=1)
+            await client.data_until("list", lambda got: len(got) == 1)
+            stopping = asyncio.ensure_future(asyncio.to_thread(sigterm, gateway))
+            endings: list[str | int | None] = []
+            for operation in ("events", "list"):
+                try:
+                    endings.append((await client.ending(operation))[0])
+                except Closed as closed:  # the server closed the connection first: a going-away close
+                    endings.append(closed.code)
+            return endings, await stopping
+
+    endings, exit_code = asyncio.run(scenario())
+    assert "SHUTTING_DOWN" in endings
+    for ending in endings:
+        assert ending in ("SHUTTING_DOWN", 1001, 1012), endings
+    assert exit_code in (0, -signal.SIGTERM)  # uvicorn ends by raising the signal it caught, once shut down
