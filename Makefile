@@ -67,6 +67,7 @@ test-mini-racer: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.live
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache node_modules gateway/static/vendor

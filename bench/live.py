@@ -33,10 +33,12 @@ import gc
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +58,6 @@ from .servers import API, DUMMY_TOKEN, ENGINE_HEADERS, REPO, Engine, Gateway, rs
 DATA = REPO / ".data" / "bench" / "live"
 COMMAND = ".venv/bin/python -m bench.live"
 OWNER = "bench-live"
-SETTLE = 0.5  # seconds after a change before the engine calls are read: late refreshes are counted too
 
 EVENTS = """
 subscription Events($filter: UserTaskFilter) {
@@ -106,10 +107,13 @@ class Settings:
     lists: int = 10
     tasks: int = 40  # waiting tasks in the engine
     settle: float = 1.0  # seconds before an RSS reading
+    #: seconds after a change before the engine calls are read (late refreshes are counted too; the live list
+    #: interval is 0.1 s)
+    calls_settle: float = 0.5
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(changes=40, warmup=5, subscribers=100, fanout_rounds=2, settle=0.5)
+        return cls(changes=40, warmup=5, subscribers=100, fanout_rounds=2, tasks=25, settle=0.5, calls_settle=0.3)
 
 
 # -- the engine, driven directly ---------------------------------------------------------------------------------
@@ -537,7 +541,7 @@ async def memory_and_fan_out(lab: Lab) -> None:
         seen = await lab.change(
             lab.tasks[round_index % len(lab.tasks)], count, "fan-out", failures=subscribers.failures
         )
-        await asyncio.sleep(SETTLE)
+        await asyncio.sleep(settings.calls_settle)
         if round_index == 0:
             continue
         calls.append(await lab.metrics.engine_calls() - calls_before)
@@ -549,6 +553,16 @@ async def memory_and_fan_out(lab: Lab) -> None:
             raise BenchFailure(f"fan-out: {len(seen.arrivals)} messages for {count} subscribers")
     await subscribers.close()
     await lab.metrics.wait_for("gateway_live_subscriptions", 0, "fan-out: unsubscribing", no_failures)
+    # Is the growth kept per subscription, or a high-water mark the next subscriptions reuse?
+    await asyncio.sleep(settings.settle)
+    closed = rss_bytes(pid)
+    again = Subscribers(lab.session, lab.gateway, settings.per_connection)
+    await again.subscribe([(EVENTS, events_filter(), lab.watch.task_event)] * count)
+    await lab.metrics.wait_for("gateway_live_subscriptions", count, "memory: subscribing again", again.failures)
+    await asyncio.sleep(settings.settle)
+    reopened = rss_bytes(pid)
+    await again.close()
+    await lab.metrics.wait_for("gateway_live_subscriptions", 0, "memory: unsubscribing again", no_failures)
 
     def median_ms(values: list[float]) -> float:
         return statistics.median(values) * 1000
@@ -566,6 +580,16 @@ async def memory_and_fan_out(lab: Lab) -> None:
             f"{per_subscription / 1024:.1f} KiB ({per_subscription:,.0f} bytes)",
         ),
         Row("2", "per WebSocket connection (graphql-transport-ws, acknowledged)", f"{per_connection / 1024:.1f} KiB"),
+        Row(
+            "2",
+            f"gateway RSS after closing them all / with {thousands} new ones (new WebSockets)",
+            f"{closed / 2**20:.1f} / {reopened / 2**20:.1f} MiB",
+        ),
+        Row(
+            "2",
+            f"per subscription, the second {thousands} (RSS is a high-water mark)",
+            f"{(reopened - closed) / count / 1024:.1f} KiB",
+        ),
         Row(
             "3",
             f"one change fanned out to {thousands} subscribers: first / last (median of {settings.fanout_rounds})",
@@ -630,6 +654,9 @@ async def list_scenario(lab: Lab, subscribers: int, lists: int) -> tuple[int, in
     def failures() -> list[str]:
         return connections.failures() + [failure for listener in listeners for failure in listener.failures]
 
+    # a change nobody subscribes to empties the gateway's read cache, so the lists are opened cold
+    await lab.driver.toggle(lab.tasks[-1])
+    await asyncio.sleep(settings.calls_settle)
     calls_before_open = await lab.metrics.engine_calls()
     await connections.subscribe(plan)
     deadline = time.monotonic() + 30
@@ -641,7 +668,7 @@ async def list_scenario(lab: Lab, subscribers: int, lists: int) -> tuple[int, in
             raise BenchFailure(f"live lists: {missing} of {subscribers} subscribers without a snapshot after 30 s")
         await asyncio.sleep(0.02)
     await lab.metrics.wait_for("gateway_live_lists", lists, "live lists: opening", failures)
-    await asyncio.sleep(SETTLE)
+    await asyncio.sleep(settings.calls_settle)
     open_calls = await lab.metrics.engine_calls() - calls_before_open
     top = {listener.snapshot[0] for listener in listeners if listener.snapshot}
     if len(top) != 1:
@@ -650,7 +677,7 @@ async def list_scenario(lab: Lab, subscribers: int, lists: int) -> tuple[int, in
     seen = await lab.change(
         top.pop(), subscribers, f"live lists ({subscribers} on {lists})", wants_engine=False, failures=failures
     )
-    await asyncio.sleep(SETTLE)
+    await asyncio.sleep(settings.calls_settle)
     calls = await lab.metrics.engine_calls() - calls_before
     await connections.close()
     await lab.metrics.wait_for("gateway_live_subscriptions", 0, "live lists: unsubscribing", no_failures)
@@ -702,7 +729,7 @@ async def live_lists(lab: Lab) -> None:
     ]
 
 
-async def measure(settings: Settings, engine: Engine, gateway: Gateway) -> list[Row]:
+async def measure(settings: Settings, engine: Engine, gateway: Gateway, only: str) -> list[Row]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         driver = EngineDriver(session, engine)
@@ -715,23 +742,33 @@ async def measure(settings: Settings, engine: Engine, gateway: Gateway) -> list[
         metrics = Metrics(session, gateway)
         lab = Lab(settings, engine, gateway, session, driver, metrics, watch, listener, tasks)
         try:
-            await latency(lab)
-            await memory_and_fan_out(lab)
-            await live_lists(lab)
+            if "1" in only:
+                await latency(lab)
+            if "2" in only or "3" in only:
+                await memory_and_fan_out(lab)
+            if "4" in only:
+                await live_lists(lab)
         finally:
             await listener.close()
         return lab.rows
 
 
 @contextmanager
-def servers(settings: Settings) -> Iterator[tuple[Engine, Gateway]]:
-    shutil.rmtree(DATA, ignore_errors=True)
-    logs = DATA / "logs"
-    engine = Engine("engine-live", logs, data_dir=DATA / "engine")
+def servers(settings: Settings, data: Path, profile: Path | None = None) -> Iterator[tuple[Engine, Gateway]]:
+    """The engine (fresh, with ``settings.tasks`` waiting tasks) and the gateway; ``profile``: run the gateway
+    under pyinstrument and write its flat report (self time) there when it stops."""
+    shutil.rmtree(data, ignore_errors=True)
+    logs = data / "logs"
+    engine = Engine("engine-live", logs, data_dir=data / "engine")
     limit = str(settings.subscribers * 2)
+    launcher: tuple[str, ...] = (sys.executable,)
+    if profile is not None:
+        flat = ("-p", "flat=true", "-p", "flat_time=self")
+        launcher = (sys.executable, "-m", "pyinstrument", "-r", "text", "--no-color", *flat, "-o", str(profile))
     gateway = Gateway(
         "gateway-live",
         logs,
+        launcher=launcher,
         env={
             "GATEWAY_SUBSCRIPTIONS_PER_CALLER": limit,
             "GATEWAY_MAX_SUBSCRIPTIONS": limit,
@@ -739,15 +776,16 @@ def servers(settings: Settings) -> Iterator[tuple[Engine, Gateway]]:
         },
     )
     try:
-        progress("starting the engine")
+        progress("starting the engine, then the gateway while the engine's tasks are started")
         engine.start()
-        prepare_engine(engine, settings.tasks)
         gateway.engine_url = engine.url
-        progress("starting the gateway")
-        gateway.start()
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(gateway.start)
+            prepare_engine(engine, settings.tasks)
+            starting.result()
         yield engine, gateway
     finally:
-        gateway.stop()
+        gateway.stop(signal.SIGINT if profile is not None else signal.SIGTERM)  # pyinstrument reports on SIGINT
         engine.stop()
 
 
@@ -770,12 +808,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="fewer changes, 100 subscribers (smoke run)")
     parser.add_argument("--update-readme", action="store_true", help="write the table into bench/README.md")
+    parser.add_argument("--only", default="1234", help="which figures, e.g. 3 (2 and 3 always run together)")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the gateway under pyinstrument and print where its time went"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DATA, help=f"the engine's data and the logs (emptied first; default {DATA})"
+    )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings()
     started = time.perf_counter()
     load_before = load_average()
-    with servers(settings) as (engine, gateway):
-        rows = asyncio.run(measure(settings, engine, gateway))
+    profile = args.data_dir.parent / "live-profile.txt" if args.profile else None
+    with servers(settings, args.data_dir, profile) as (engine, gateway):
+        rows = asyncio.run(measure(settings, engine, gateway, args.only))
     elapsed = time.perf_counter() - started
     passed = sum(row.verdict == "PASS" for row in rows)
     missed = sum(row.verdict == "MISS" for row in rows)
@@ -794,6 +840,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     print(text)
+    if profile is not None:
+        print(f"\ngateway profile ({profile}):\n{profile.read_text() if profile.exists() else 'missing'}")
     if args.update_readme:
         update_readme("```\n" + text + "\n```")
     return 0
