@@ -14,6 +14,7 @@ that much before the gateway's send blocks); the core's test of the hub holds th
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -563,3 +564,17 @@ async def test_the_change_feed_refuses_what_it_cannot_answer(gateway: GatewaySer
         "changes-expired",
         "CHANGES_EXPIRED",
     )
+
+
+async def test_an_interrupted_engine_stream_is_told_as_a_gap(engine_server: EngineServer, tmp_path: Path) -> None:
+    gateway = gateway_in_front_of(engine_server.url, tmp_path / "gap-gateway").start()
+    try:
+        async with listening(gateway) as stream:
+            await asyncio.to_thread(engine_server.restart)  # the gateway's event stream from the engine drops
+            gap = await stream.event("gap")
+        assert set(gap) == {"after", "reason"}
+        assert re.search(params.EVENT_ID_PATTERN, gap["after"])
+        assert [event.event for event in stream.events] == ["gap"]  # no id: a gap is not resumed from
+        assert stream.events[0].id == ""
+    finally:
+        gateway.stop()
