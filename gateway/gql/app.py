@@ -158,7 +158,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if counted and operation_id in self.operations:
             self._subscriptions.add(operation_id)
 
-    def _may_be_subscription(self, payload: Mapping[str, Any]) -> bool:
+    def _may_be_subscription(self, payload: object) -> bool:
+        if not isinstance(payload, Mapping):
+            return False  # strawberry refuses it
         query, operation_name = payload.get("query"), payload.get("operationName")
         if not isinstance(query, str) or not isinstance(operation_name, str | None):
             return False  # strawberry refuses it

@@ -12,15 +12,27 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 
+from gateway.core import errors
+from gateway.core.cache import ReadCache
+from gateway.core.changes import ChangeKind, EngineChange
+from gateway.core.cursor import CursorCodec
+from gateway.core.domain import Caller
+from gateway.core.hub import ChangeHub
+from gateway.core.live import LiveService
+from gateway.core.live_lists import LiveLists
+from gateway.core.service import ServiceLimits, TaskService
+from gateway.gql.context import Context
 from gateway.gql.inputs import UserTaskFilter, to_filter
+from gateway.gql.schema import build_schema
 from gateway.metrics import metric_in
+from tests.core.fakes import FakeEngine, make_task
 from tests.embedded_engine.test_http_api import finish, reserve, token_for
 from tests.servers import DUMMY_TOKEN, REPO, EngineServer, GatewayServer, gateway_in_front_of
 
@@ -102,8 +114,15 @@ GatewayFactory = Callable[..., GatewayServer]
 
 
 @pytest.fixture(scope="module")
-def gateway(start_gateway: GatewayFactory) -> GatewayServer:
+def module_gateway(start_gateway: GatewayFactory) -> GatewayServer:
     return start_gateway()
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayServer) -> GatewayServer:
+    """The module's gateway once the subscriptions of earlier tests are gone (a disconnect frees them just after)."""
+    poll(lambda: live_subscriptions(module_gateway) == 0)
+    return module_gateway
 
 
 @pytest.fixture
@@ -334,6 +353,84 @@ def test_without_a_state_events_are_of_any_state_unlike_the_list() -> None:
     assert to_filter(UserTaskFilter()).states == ("suspended",)
 
 
+# -- in process: the schema on the core, without servers ----------------------------------------------------
+
+
+def in_process(engine: FakeEngine) -> tuple[Context, ChangeHub]:
+    service = TaskService(engine, ReadCache(ttl_seconds=0, max_entries=10), CursorCodec(b"k" * 32), ServiceLimits())
+    hub = ChangeHub(invalidate=lambda: None)
+    context = Context(
+        service=service,
+        request_id="req-7",
+        caller_or_error=Caller("alice"),
+        live=LiveService(service, hub),
+        live_lists=LiveLists(service, hub),
+    )
+    return context, hub
+
+
+async def first_result(query: str, context: Context) -> Any:
+    schema = build_schema(max_depth=12, max_aliases=64, max_tokens=2000)
+    stream = await schema.subscribe(query, context_value=context)
+    async with aclosing(stream):
+        return await anext(stream)
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "message"),
+    [
+        (errors.EngineUnavailable("The engine is unavailable: refused"), "ENGINE_UNAVAILABLE", "refused"),
+        (RuntimeError("secret internals"), "INTERNAL_SERVER_ERROR", "Unexpected error."),
+    ],
+)
+def test_a_failure_reaches_the_subscriber_with_its_code_and_nothing_internal(
+    failure: Exception, code: str, message: str
+) -> None:
+    engine = FakeEngine([make_task(1)])
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    engine.query_tasks = broken  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[Any, int]:
+        context, hub = in_process(engine)
+        result = await first_result("subscription { userTaskList { __typename } }", context)
+        return result, hub.subscription_count
+
+    result, held = asyncio.run(scenario())
+    assert result.data is None
+    [error] = result.errors
+    assert error.extensions["code"] == code
+    assert error.extensions["requestId"] == "req-7"
+    assert message in error.message
+    assert "secret" not in error.message
+    assert held == 0
+
+
+def test_closing_a_subscription_frees_its_slot_in_the_hub() -> None:
+    async def scenario() -> tuple[Any, int, int]:
+        context, hub = in_process(FakeEngine([make_task(1)]))
+        schema = build_schema(max_depth=12, max_aliases=64, max_tokens=2000)
+        stream: Any = await schema.subscribe(EVENTS, context_value=context)
+        waiting = asyncio.ensure_future(anext(stream))
+        for _ in range(1000):  # the subscription takes its slot within a few steps of the event loop
+            if hub.subscription_count:
+                break
+            await asyncio.sleep(0)
+        hub.publish(EngineChange(ChangeKind.RESERVED, "task-00001"))
+        result = await waiting
+        held = hub.subscription_count
+        await stream.aclose()
+        return result, held, hub.subscription_count
+
+    result, held, after_close = asyncio.run(scenario())
+    assert result.errors is None
+    event = result.data["userTaskEvents"]
+    assert (event["__typename"], event["kind"], event["task"]["id"]) == ("UserTaskEvent", "RESERVED", "task-00001")
+    assert (held, after_close) == (1, 0)
+
+
 # -- userTaskList --------------------------------------------------------------------------------------------
 
 
@@ -362,7 +459,7 @@ def test_the_live_list_sends_a_snapshot_then_its_changes(engine: EngineServer, g
     assert snapshot["totalCount"] == 1
     assert [task["id"] for task in snapshot["tasks"]] == [first_task]
     assert all(change["__typename"] == "UserTaskListChanges" for change in changes)
-    added = changes[0]
+    added = next(change for change in changes if change["totalCount"] == 2)
     assert added["added"] == [{"index": 1, "task": added["added"][0]["task"]}]
     assert added["added"][0]["task"]["id"] == second_task
     assert added["order"] == [first_task, second_task]
@@ -632,7 +729,8 @@ def test_stopping_the_gateway_ends_open_subscriptions(start_gateway: GatewayFact
             return endings, await stopping
 
     endings, exit_code = asyncio.run(scenario())
-    assert "SHUTTING_DOWN" in endings
+    # python -m gateway ends live subscriptions (SHUTTING_DOWN) before uvicorn closes the WebSockets (1012); a
+    # subscription that had not sent its last message by then sees the close.
     for ending in endings:
         assert ending in ("SHUTTING_DOWN", 1001, 1012), endings
     assert exit_code in (0, -signal.SIGTERM)  # uvicorn ends by raising the signal it caught, once shut down
