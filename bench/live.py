@@ -655,8 +655,9 @@ async def list_scenario(lab: Lab, subscribers: int, lists: int) -> tuple[int, in
         return connections.failures() + [failure for listener in listeners for failure in listener.failures]
 
     # a change nobody subscribes to empties the gateway's read cache, so the lists are opened cold
+    heard = await lab.metrics.value("gateway_engine_events_total")
     await lab.driver.toggle(lab.tasks[-1])
-    await asyncio.sleep(settings.calls_settle)
+    await lab.metrics.wait_for("gateway_engine_events_total", heard + 1, "live lists: emptying the cache", no_failures)
     calls_before_open = await lab.metrics.engine_calls()
     await connections.subscribe(plan)
     deadline = time.monotonic() + 30
@@ -754,7 +755,9 @@ async def measure(settings: Settings, engine: Engine, gateway: Gateway, only: st
 
 
 @contextmanager
-def servers(settings: Settings, data: Path, profile: Path | None = None) -> Iterator[tuple[Engine, Gateway]]:
+def servers(
+    settings: Settings, data: Path, profile: Path | None = None, *, tree: bool = False
+) -> Iterator[tuple[Engine, Gateway]]:
     """The engine (fresh, with ``settings.tasks`` waiting tasks) and the gateway; ``profile``: run the gateway
     under pyinstrument and write its flat report (self time) there when it stops."""
     shutil.rmtree(data, ignore_errors=True)
@@ -763,7 +766,7 @@ def servers(settings: Settings, data: Path, profile: Path | None = None) -> Iter
     limit = str(settings.subscribers * 2)
     launcher: tuple[str, ...] = (sys.executable,)
     if profile is not None:
-        flat = ("-p", "flat=true", "-p", "flat_time=self")
+        flat = () if tree else ("-p", "flat=true", "-p", "flat_time=self")
         launcher = (sys.executable, "-m", "pyinstrument", "-r", "text", "--no-color", *flat, "-o", str(profile))
     gateway = Gateway(
         "gateway-live",
@@ -812,6 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="run the gateway under pyinstrument and print where its time went"
     )
+    parser.add_argument("--tree", action="store_true", help="with --profile: the call tree instead of the flat list")
     parser.add_argument(
         "--data-dir", type=Path, default=DATA, help=f"the engine's data and the logs (emptied first; default {DATA})"
     )
@@ -820,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = load_average()
     profile = args.data_dir.parent / "live-profile.txt" if args.profile else None
-    with servers(settings, args.data_dir, profile) as (engine, gateway):
+    with servers(settings, args.data_dir, profile, tree=args.tree) as (engine, gateway):
         rows = asyncio.run(measure(settings, engine, gateway, args.only))
     elapsed = time.perf_counter() - started
     passed = sum(row.verdict == "PASS" for row in rows)
