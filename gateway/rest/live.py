@@ -109,28 +109,48 @@ def _heartbeat() -> ServerSentEvent:
     return ServerSentEvent(comment="heartbeat", sep=SEPARATOR)
 
 
-async def _stream(
-    events: AsyncIterator[TaskEvent | Gap],
-    pending: asyncio.Task[TaskEvent | Gap],
-    stopping: anyio.Event,
-    request_id: str,
-) -> AsyncIterator[ServerSentEvent]:
+class _Reader:
+    """The core's event generator and the task reading its next item. Reading happens in a task of its own so that
+    the response can wait for the next item and for the server's shutdown at once, without cancelling the read."""
+
+    def __init__(self, events: AsyncIterator[TaskEvent | Gap]) -> None:
+        self.events = events
+        self.pending: asyncio.Task[TaskEvent | Gap] = asyncio.ensure_future(_next(events))
+        self._closed = False
+
+    def advance(self) -> None:
+        self.pending = asyncio.ensure_future(_next(self.events))
+
+    async def close(self) -> None:
+        """Stop reading and close the generator, which frees the subscription's slot (idempotent). Shielded: the
+        response's task group may be cancelled already (the client went away)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.pending.cancel()
+        with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
+            await asyncio.wait({self.pending})
+            if not self.pending.cancelled():
+                self.pending.exception()  # seen: an ending that raced the close is no "never retrieved" warning
+            await _close(self.events)
+
+
+async def _stream(reader: _Reader, stopping: anyio.Event, request_id: str) -> AsyncIterator[ServerSentEvent]:
     """The subscription's items as server-sent events, until it ends, the client goes or the server stops.
 
-    ``pending`` is the task reading the next item (the first one was started before the response). The next item
-    is awaited alongside ``stopping`` (set by sse-starlette when the server begins to stop), so that a stream
-    always ends with ``end``/SHUTTING_DOWN, whichever of the two notices the shutdown first (the hub closing every
-    subscription, or sse-starlette).
+    The next item is awaited alongside ``stopping`` (set by sse-starlette when the server begins to stop), so that
+    a stream always ends with ``end``/SHUTTING_DOWN, whichever of the two notices the shutdown first (the hub
+    closing every subscription, or sse-starlette).
     """
     shutdown = asyncio.ensure_future(stopping.wait())
     try:
         while True:
-            await asyncio.wait({pending, shutdown}, return_when=asyncio.FIRST_COMPLETED)
-            if not pending.done():
+            await asyncio.wait({reader.pending, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.pending.done():
                 yield _end(errors.ShuttingDown("The gateway is shutting down; subscribe again (another instance)."))
                 return
             try:
-                item = pending.result()
+                item = reader.pending.result()
             except StopAsyncIteration:  # pragma: no cover - a subscription ends with a reason, not silently
                 return
             except errors.ChangesExpired as exc:
@@ -144,25 +164,36 @@ async def _stream(
                 yield _end(InternalError(f"Unexpected error; the gateway's log has the details under {request_id}."))
                 return
             yield _message(item)
-            pending = asyncio.ensure_future(_next(events))
+            reader.advance()
     finally:
-        pending.cancel()
         shutdown.cancel()
-        # The response's task group may be cancelled already (the client went away): shielded, so that the
-        # subscription is always closed and its slot freed.
-        with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
-            await asyncio.wait({pending, shutdown})
-            await _close(events)
+        await reader.close()
 
 
 class EventStream(EventSourceResponse):
-    """sse-starlette's response; a client that stopped reading (``send_timeout``) ends its stream quietly."""
+    """sse-starlette's response; the subscription is closed however the response ends (also when its stream never
+    started), and a client that stopped reading (``send_timeout``) ends its stream quietly."""
+
+    def __init__(self, reader: _Reader, request_id: str, *, heartbeat_seconds: float) -> None:
+        stopping = anyio.Event()
+        super().__init__(
+            _stream(reader, stopping, request_id),
+            ping=heartbeat_seconds,
+            ping_message_factory=_heartbeat,
+            sep=SEPARATOR,
+            send_timeout=SEND_TIMEOUT_SECONDS,
+            shutdown_event=stopping,
+            shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+        )
+        self._reader = reader
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
             log.info("a live event stream was cut: its client took nothing for %s s", SEND_TIMEOUT_SECONDS)
+        finally:
+            await self._reader.close()
 
 
 async def user_task_events(call: Call) -> Response:
@@ -170,24 +201,15 @@ async def user_task_events(call: Call) -> Response:
     query = params.parse_events_query(request.query_params, request.headers)
     if request.method == "HEAD":  # the headers a GET answers; no subscription
         return Response(status_code=200, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
-    events = _live(call).task_events(call.caller, query.filter, query.last_event_id)
-    first: asyncio.Task[TaskEvent | Gap] = asyncio.ensure_future(_next(events))
+    reader = _Reader(_live(call).task_events(call.caller, query.filter, query.last_event_id))
     # The first step of the subscription runs now: it subscribes and checks the replay position synchronously,
     # before its first wait. So a refusal is known before the 200 is sent, and answered as a problem.
     await asyncio.sleep(0)
+    first = reader.pending
     if first.done() and not first.cancelled():
         refusal = first.exception()
         if refusal is not None and not isinstance(refusal, errors.ChangesExpired):
-            await _close(events)
+            await reader.close()
             raise refusal
-    heartbeat = request.app.state.settings.sse_heartbeat_seconds
-    stopping = anyio.Event()
-    return EventStream(
-        _stream(events, first, stopping, call.request_id),
-        ping=heartbeat,
-        ping_message_factory=_heartbeat,
-        sep=SEPARATOR,
-        send_timeout=SEND_TIMEOUT_SECONDS,
-        shutdown_event=stopping,
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
-    )
+    heartbeat: float = request.app.state.settings.sse_heartbeat_seconds
+    return EventStream(reader, call.request_id, heartbeat_seconds=heartbeat)
