@@ -15,8 +15,8 @@ GraphQL over HTTP, as the spec (and the ``graphql-http`` audit) has it:
 
 GraphQL over WebSocket (graphql-transport-ws, same path; see :mod:`gateway.gql.subscriptions`): the caller comes
 from the upgrade request's ``Authorization`` header or from the ``connection_init`` payload
-``{"Authorization": "Bearer <jwt>"}`` (browsers cannot set headers on a WebSocket); a bad token closes the
-connection at ``connection_init`` with 4403 ``Forbidden: <why>``.
+``{"Authorization": "Bearer <jwt>"}`` (browsers cannot set headers on a WebSocket); with a bad token every operation
+on the connection answers UNAUTHENTICATED (see :meth:`GatewayGraphQL.on_ws_connect`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLFormattedError, OperationType
@@ -33,7 +33,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.http.parse_content_type import parse_content_type
@@ -43,7 +42,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorM
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from ..core.errors import GatewayError, TooManySubscriptions
+from ..core.domain import Caller
+from ..core.errors import GatewayError, TooManySubscriptions, Unauthenticated
 from .context import Context
 from .errors import request_error_code
 from .graphiql import OfflineGraphQL
@@ -51,9 +51,6 @@ from .limits import MAX_REQUEST_JSON_DEPTH, DocumentCache, JSONTooDeep, decode_j
 from .schema import GatewaySchema, build_schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-MAX_CLOSE_REASON_BYTES = 123
-#: Where on_ws_connect leaves why it refused a connection, for the close frame (the connection's scope state).
-WS_REFUSAL = "graphql_ws_refusal"
 SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are served over WebSocket (graphql-transport-ws) at this path, not over HTTP: use a"
     " graphql-ws client, or GraphiQL."
@@ -62,14 +59,6 @@ NOT_AN_OBJECT = 'The request body must be a JSON object, such as {"query": "{ __
 
 #: A JSON body whose first character (after white space) is not one of these is not an object (nor a batch).
 _OBJECT_OR_ARRAY_START = re.compile(rb"[ \t\r\n]*(?:[{\[]|$)")
-
-
-def close_reason(text: str) -> str:
-    """``text`` cut to what a WebSocket close frame can carry (123 bytes of UTF-8)."""
-    encoded = text.encode("utf-8")
-    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
-        return text
-    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 
 def connection_authorization(params: Mapping[str, object] | None) -> object:
@@ -101,13 +90,6 @@ class _LimitedWebSocketAdapter(ASGIWebSocketAdapter):
     with "WebSocket message must be valid JSON", which hides why. (Oversized messages never get here: the
     middleware closes the connection with 1009.)
     """
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close; a refused ``connection_init`` (4403) says why (:meth:`GatewayGraphQL.on_ws_connect`)."""
-        refusal = getattr(self.ws.state, WS_REFUSAL, None)
-        if code == 4403 and isinstance(refusal, str):
-            reason = close_reason(f"{reason}: {refusal}")
-        await super().close(code, reason)
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
         try:
@@ -227,28 +209,26 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """graphql-transport-ws ``connection_init``: the caller of the connection's operations.
 
-        A token in the payload (``{"Authorization": "Bearer <jwt>"}``, or key ``authorization``) is verified like
-        the header and replaces the upgrade request's caller; without one, the header's caller stays. A bad or
-        missing (where required) token refuses the connection: it closes with 4403 and the reason
-        ``Forbidden: <why>`` (strawberry's ConnectionRejectionError; the protocol has no error message before the
-        acknowledgement).
+        A token in the payload (``{"Authorization": "Bearer <jwt>"}``, or key ``authorization``; GraphiQL sends its
+        headers editor's headers there) is verified like the header and replaces the upgrade request's caller;
+        without one, the header's caller stays. A bad token is not a refused connection but the answer of every
+        operation on it: an error with code UNAUTHENTICATED and the reason. (A 4403 close would say less, and
+        graphql-ws clients, GraphiQL's among them, retry a 4403 with the same token for about a minute before they
+        show anything.)
         """
         authorization = connection_authorization(context.connection_params)
-        if authorization is not None:
-            if not isinstance(authorization, str):
-                self._refuse(context, "The Authorization of connection_init must be 'Bearer <token>'.")
+        if authorization is None:
+            return UNSET
+        caller: Caller | GatewayError
+        if not isinstance(authorization, str):
+            caller = Unauthenticated("The Authorization of connection_init must be a string: 'Bearer <token>'.")
+        else:
             try:
-                context.authenticate(await context.request.app.state.verifier.caller(authorization))
+                caller = await context.request.app.state.verifier.caller(authorization)
             except GatewayError as exc:
-                self._refuse(context, exc.message)
-        elif isinstance(context.caller_or_error, GatewayError):
-            self._refuse(context, context.caller_or_error.message)
+                caller = exc
+        context.authenticate(caller)
         return UNSET
-
-    @staticmethod
-    def _refuse(context: Context, reason: str) -> NoReturn:
-        setattr(context.request.state, WS_REFUSAL, reason)
-        raise ConnectionRejectionError
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()

@@ -55,8 +55,9 @@ class Context:
 
         self.task_loader = DataLoader(load_fn=load)
 
-    def authenticate(self, caller: Caller) -> None:
-        """Make ``caller`` the caller of every later operation (a WebSocket's ``connection_init`` token)."""
+    def authenticate(self, caller: Caller | GatewayError) -> None:
+        """Make ``caller`` (or the authentication error) that of every later operation (a WebSocket's
+        ``connection_init`` token)."""
         self.caller_or_error = caller
         self._make_loader()
 

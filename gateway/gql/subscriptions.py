@@ -3,11 +3,13 @@ graphql-transport-ws.
 
 - **Who.** The connection's caller: the upgrade request's ``Authorization`` header, or the token in the
   ``connection_init`` payload (``{"Authorization": "Bearer <jwt>"}``; browsers cannot set headers on a WebSocket).
-  A bad token closes the connection with 4403 at ``connection_init`` (see :mod:`gateway.gql.app`).
-- **Failures are GraphQL errors with ``extensions.code``.** A subscription that cannot start (TOO_MANY_SUBSCRIPTIONS,
-  CHANGES_EXPIRED, BAD_REQUEST, ENGINE_UNAVAILABLE…) and one that ends (TOKEN_EXPIRED, SLOW_CONSUMER,
-  SHUTTING_DOWN) both answer a ``next`` message ``{"data": null, "errors": [{"message", "extensions": {"code"}}]}``
-  followed by ``complete``; a document that does not validate answers an ``error`` message, as for queries.
+  With a bad token, every subscription on the connection fails with UNAUTHENTICATED (see :mod:`gateway.gql.app`).
+- **Failures are GraphQL errors with ``extensions.code``.** A subscription that cannot start (UNAUTHENTICATED,
+  CHANGES_EXPIRED, BAD_REQUEST, ENGINE_UNAVAILABLE, the hub's TOO_MANY_SUBSCRIPTIONS…) and one that ends
+  (TOKEN_EXPIRED, SLOW_CONSUMER, SHUTTING_DOWN) both answer a ``next`` message
+  ``{"data": null, "errors": [{"message", "extensions": {"code", "requestId"}}]}`` followed by ``complete``; a
+  document that does not validate answers an ``error`` message, as for queries. Never a stack trace: anything
+  unexpected is "Unexpected error." (INTERNAL_SERVER_ERROR) with the request id, logged.
 - **Slots.** Each subscription holds one of its connection's ``GATEWAY_SUBSCRIPTIONS_PER_CONNECTION`` slots (the
   one beyond is refused with an ``error`` message, code TOO_MANY_SUBSCRIPTIONS: see :mod:`gateway.gql.app`) and
   one of the hub's (per caller, in all) until it ends; ``complete`` from the client or a disconnect cancels it, and

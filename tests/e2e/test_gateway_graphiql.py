@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,5 +98,25 @@ def test_graphiql_shows_a_live_event_of_a_task_the_test_finishes(demo_gateway: G
         expect(response).to_contain_text('"state": "FINISHED"')
         page.screenshot(path=str(tmp_path / "gateway-graphiql-subscription.png"))
         assert activity.websockets == [origin.replace("http", "ws", 1) + "/graphql"]
+        assert activity.urls_outside(origin) == []
+        assert activity.errors() == []
+
+
+def test_graphiql_sends_its_headers_in_connection_init_and_a_bad_token_is_said_at_once(
+    demo_gateway: GatewayServer,
+) -> None:
+    """GraphiQL's headers editor reaches the WebSocket as the connection_init payload: a bad token there answers
+    UNAUTHENTICATED right away (a 4403 close would be retried by GraphiQL's client for about a minute)."""
+    origin = demo_gateway.url
+    subscription = "subscription { userTaskEvents { __typename } }"
+    headers = json.dumps({"Authorization": "Bearer not-a-jwt"})
+    with chromium_page() as (page, activity):
+        page.goto(f"{origin}/graphql?q={quote(subscription)}&headers={quote(headers)}")
+        expect(page.locator(".graphiql-query-editor")).to_contain_text("userTaskEvents")
+        page.locator(".graphiql-execute-button").click()
+
+        response = page.locator(".graphiql-response")
+        expect(response).to_contain_text('"code": "UNAUTHENTICATED"', timeout=10_000)
+        expect(response).to_contain_text("not a JWT")
         assert activity.urls_outside(origin) == []
         assert activity.errors() == []

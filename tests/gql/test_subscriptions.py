@@ -99,11 +99,12 @@ def following_events(gateway: GatewayServer, engine: EngineServer) -> GatewaySer
 def start_gateway(module_engine: EngineServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
     started: list[GatewayServer] = []
 
-    def start(engine: EngineServer | None = None, **env: Any) -> GatewayServer:
+    def start(engine: EngineServer | None = None, *, follow: bool = True, **env: Any) -> GatewayServer:
+        """A gateway before ``engine`` (the module's), with ``env``; ``follow``: once it follows the events."""
         engine = engine or module_engine
         gateway = gateway_in_front_of(engine.url, tmp_path_factory.mktemp("gateway"), **env).start()
         started.append(gateway)
-        return following_events(gateway, engine)
+        return following_events(gateway, engine) if follow else gateway
 
     yield start
     for gateway in started:
@@ -564,47 +565,56 @@ def test_two_users_of_different_lanes_never_see_each_others_tasks(engine: Engine
 # -- authentication ------------------------------------------------------------------------------------------
 
 
-def test_a_token_in_connection_init_is_the_callers_and_a_bad_one_is_refused(
+def test_a_token_in_connection_init_is_the_callers_and_a_bad_one_answers_unauthenticated(
     engine: EngineServer, gateway: GatewayServer
 ) -> None:
     bob = token_for(engine, "bob", "bob-secret")
     query = 'subscription { userTaskList(filter: {lane: ["Clerk"]}, first: 0) { __typename } }'
 
-    async def refused(init: dict[str, Any]) -> Closed:
-        with pytest.raises(Closed) as closed:
-            async with connect(gateway, init=init):
-                pass
-        return closed.value
+    async def answer(header_token: str | None, init: dict[str, Any]) -> tuple[str, str] | dict[str, Any]:
+        async with connect(gateway, header_token=header_token, init=init) as client:
+            await client.subscribe("op", query)
+            message = await client.take("op")
+            if "errors" in message["payload"]:
+                await client.subscribe("again", query)  # the connection stays; each operation is answered so
+                code, error = await client.ending("again")
+                return code, error["message"]
+            data: dict[str, Any] = message["payload"]["data"]["userTaskList"]
+            return data
 
-    async def scenario() -> tuple[list[Closed], dict[str, Any]]:
-        refusals = [
-            await refused({"Authorization": "Bearer not-a-jwt"}),
-            await refused({"authorization": "Basic Ym9iOnNlY3JldA=="}),
-            await refused({"Authorization": 42}),
+    async def scenario() -> list[tuple[str, str] | dict[str, Any]]:
+        return [
+            await answer(None, {"Authorization": "Bearer not-a-jwt"}),
+            await answer(None, {"authorization": "Basic Ym9iOnNlY3JldA=="}),
+            await answer(None, {"Authorization": 42}),
+            await answer("not-a-jwt", {}),
+            await answer(bob, {"Authorization": "Bearer not-a-jwt"}),  # the connection's token wins
+            await answer("not-a-jwt", {"authorization": f"Bearer {bob}"}),
+            await answer(None, {"Authorization": f"Bearer {bob}", "X-Other": "header"}),
         ]
-        async with connect(gateway, header_token="not-a-jwt", init={"authorization": f"Bearer {bob}"}) as client:
-            await client.subscribe("me", query)
-            [message] = await client.data_until("me", lambda got: len(got) == 1)
-        return refusals, message
 
-    refusals, message = asyncio.run(scenario())
-    assert message == {"__typename": "UserTaskListSnapshot"}
-    for closed in refusals:
-        assert closed.code == 4403
-        assert closed.reason.startswith("Forbidden: ")
-    assert "JWT" in refusals[0].reason
-    assert "Bearer" in refusals[1].reason
+    answers = asyncio.run(scenario())
+    assert answers[-2:] == [{"__typename": "UserTaskListSnapshot"}] * 2
+    refusals = answers[:-2]
+    for refusal in refusals:
+        assert isinstance(refusal, tuple), refusals
+        assert refusal[0] == "UNAUTHENTICATED"
+    assert "JWT" in refusals[0][1]
+    assert "Bearer" in refusals[1][1]
+    assert "string" in refusals[2][1]
 
 
-def test_a_bad_header_token_without_connection_init_token_is_refused(gateway: GatewayServer) -> None:
-    async def scenario() -> Closed:
-        with pytest.raises(Closed) as closed:
-            async with connect(gateway, header_token="not-a-jwt"):
-                pass
-        return closed.value
+def test_without_anonymous_access_a_connection_needs_a_token(start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway(follow=False, GATEWAY_ALLOW_ANONYMOUS="false")
 
-    closed = asyncio.run(scenario())
-    assert (closed.code, closed.reason.split(":")[0]) == (4403, "Forbidden")
+    async def scenario() -> str:
+        async with connect(gateway) as client:
+            await client.subscribe("op", EVENTS)
+            code, error = await client.ending("op")
+            assert "token" in error["message"]
+            return code
+
+    assert asyncio.run(scenario()) == "UNAUTHENTICATED"
 
 
 # -- limits and hardening ------------------------------------------------------------------------------------
