@@ -113,7 +113,7 @@ class Settings:
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(changes=40, warmup=5, subscribers=100, fanout_rounds=2, tasks=25, settle=0.5, calls_settle=0.3)
+        return cls(changes=30, warmup=5, subscribers=100, fanout_rounds=2, tasks=24, settle=0.3, calls_settle=0.3)
 
 
 # -- the engine, driven directly ---------------------------------------------------------------------------------
