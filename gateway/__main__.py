@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import sys
@@ -38,10 +39,8 @@ def main() -> int:
         ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
         timeout_graceful_shutdown=5,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a captured Ctrl+C after its shutdown
         GatewayServer(config, app).run()
-    except KeyboardInterrupt:  # uvicorn raises the Ctrl+C it captured once it has shut down (as uvicorn.run does)
-        pass
     return 0
 
 

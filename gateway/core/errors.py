@@ -17,7 +17,7 @@ GatewayError                      code                          REST  GraphQL
 ├── IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED         422   (REST only: Idempotency-Key)
 ├── ChangesExpired                CHANGES_EXPIRED                410   error, extensions.code
 ├── TooManySubscriptions          TOO_MANY_SUBSCRIPTIONS         429   error, extensions.code
-└── SubscriptionEnded             (why a live subscription ended: the last message of its stream)
+└── SubscriptionEnded             SUBSCRIPTION_CLOSED            410   (the last message of a live stream)
     ├── TokenExpired              TOKEN_EXPIRED                  401   error, extensions.code
     ├── SlowConsumer              SLOW_CONSUMER                  503   error, extensions.code
     └── ShuttingDown              SHUTTING_DOWN                  503   error, extensions.code
@@ -149,7 +149,11 @@ class TooManySubscriptions(GatewayError):
 
 
 class SubscriptionEnded(GatewayError):
-    """Why the gateway ended a live subscription; faces send it as the subscription's last message."""
+    """Why a live subscription ended; faces send it as the subscription's last message. Itself: the subscriber
+    closed it (nobody is left to tell)."""
+
+    code = "SUBSCRIPTION_CLOSED"
+    status = 410
 
 
 class TokenExpired(SubscriptionEnded):

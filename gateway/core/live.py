@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from . import errors
@@ -148,8 +148,9 @@ class LiveService:
 
         Without ``since``: no changes, and the cursor to start from (take it *before* reading the list). At most
         ``limit`` changes are read per page (``has_more`` says whether more follow); each task appears once, with
-        its latest change: the task as it is in the list now, or a removal marker. Raises ``ChangesExpired`` when
-        the buffer no longer reaches back to ``since``.
+        its latest change: the task as it is in the list now, or a removal marker when it may have been in the
+        list and is no longer (its state or reservation moved it out; a task of another model never was in it).
+        Raises ``ChangesExpired`` when the buffer no longer reaches back to ``since``.
         """
         if since is None:
             return ChangeFeedPage((), self.head, False)
@@ -158,6 +159,8 @@ class LiveService:
         cursor = window[-1].event_id if window else since
         tasks, ended = await self._read(caller, window)
         matches = task_matcher(task_filter)
+        # A task leaves a list by its state or its reservation; one that differs in anything else never was in it.
+        could_have_been = task_matcher(replace(task_filter, states=(), reserved=None, reserved_for=None))
         latest: dict[str, FeedEntry] = {}
         for change in window:
             if change.task_id is not None:
@@ -166,5 +169,8 @@ class LiveService:
                 affected = ended.get(change.process_instance_id or "", [])
             for task in affected:
                 latest.pop(task.id, None)  # keep the order of the latest changes
-                latest[task.id] = FeedEntry(change.event_id, change.kind, task.id, task if matches(task) else None)
+                if matches(task):
+                    latest[task.id] = FeedEntry(change.event_id, change.kind, task.id, task)
+                elif could_have_been(task):
+                    latest[task.id] = FeedEntry(change.event_id, change.kind, task.id, None)
         return ChangeFeedPage(tuple(latest.values()), cursor, len(pending) > len(window))

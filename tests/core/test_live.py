@@ -274,6 +274,16 @@ async def test_the_change_feed_gives_each_task_once_as_it_is_now_or_a_removal_ma
     assert (await live.live.changes(ALICE, TaskFilter(), rest.cursor, 3)).changes == ()
 
 
+async def test_a_task_that_never_was_in_the_list_gets_no_removal_marker() -> None:
+    live = Live(FakeEngine([make_task(1), make_task(2, process_model_id="Leave")]))
+    start = live.live.head
+    live.finish("task-00001")
+    live.finish("task-00002")
+    approvals = TaskFilter(process_model_ids=("ApprovalProcess",))
+    page = await live.live.changes(ALICE, approvals, start, 10)
+    assert [(entry.task_id, entry.removed) for entry in page.changes] == [("task-00001", True)]
+
+
 # -- live lists ----------------------------------------------------------------------------------------------
 
 
