@@ -48,6 +48,7 @@ import aiohttp
 import httpx
 import socketio
 
+from gateway.engine import UserTaskClient
 from gateway.metrics import metric_in
 
 from .load import percentile
@@ -420,6 +421,7 @@ class Lab:
     metrics: Metrics
     watch: Watch
     listener: EngineListener
+    client: UserTaskClient
     tasks: list[str]
     rows: list[Row] = field(default_factory=list)
 
@@ -459,6 +461,7 @@ async def latency(lab: Lab) -> None:
     gateway: list[float] = []
     added: list[float] = []
     reads: list[float] = []
+    client_reads: list[float] = []
     calls_before = 0
     for index in range(settings.warmup + settings.changes):
         if index == settings.warmup:
@@ -470,11 +473,18 @@ async def latency(lab: Lab) -> None:
         read_started = time.perf_counter()
         await lab.driver.read_task(task_id)
         read_took = time.perf_counter() - read_started
+        # the same read through the engine client the gateway uses (httpx over aiohttp, parsing, retries)
+        client_started = time.perf_counter()
+        found = await lab.client.get_user_tasks_by_ids([task_id])
+        client_took = time.perf_counter() - client_started
+        if len(found) != 1:
+            raise BenchFailure(f"latency: the engine client read {len(found)} tasks for {task_id}")
         if index >= settings.warmup:
             direct.append(seen.engine_at - seen.started)
             gateway.append(seen.arrivals[0] - seen.started)
             added.append(seen.arrivals[0] - seen.engine_at)
             reads.append(read_took)
+            client_reads.append(client_took)
     calls = await lab.metrics.engine_calls() - calls_before
     await subscribers.close()
     await lab.metrics.wait_for("gateway_live_subscriptions", 0, "latency: unsubscribing", no_failures)
@@ -506,6 +516,11 @@ async def latency(lab: Lab) -> None:
             "1",
             "engine read of the changed task (the gateway's one read per event): p50 / p99",
             f"{ms(p(reads, 0.5))} / {ms(p(reads, 0.99))}",
+        ),
+        Row(
+            "1",
+            "the same read through the gateway's engine client (UserTaskClient, in this process): p50 / p99",
+            f"{ms(p(client_reads, 0.5))} / {ms(p(client_reads, 0.99))}",
         ),
         Row("1", "engine calls per change, 1 subscriber", f"{calls / n:g} ({calls} for {n})", "1", verdict(calls == n)),
     ]
@@ -741,7 +756,8 @@ async def measure(settings: Settings, engine: Engine, gateway: Gateway, only: st
         listener = EngineListener(engine, watch)
         await listener.connect()
         metrics = Metrics(session, gateway)
-        lab = Lab(settings, engine, gateway, session, driver, metrics, watch, listener, tasks)
+        client = UserTaskClient(engine.url)
+        lab = Lab(settings, engine, gateway, session, driver, metrics, watch, listener, client, tasks)
         try:
             if "1" in only:
                 await latency(lab)
@@ -751,6 +767,7 @@ async def measure(settings: Settings, engine: Engine, gateway: Gateway, only: st
                 await live_lists(lab)
         finally:
             await listener.close()
+            await client.aclose()
         return lab.rows
 
 
