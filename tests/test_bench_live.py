@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers import REPO
 
 
@@ -20,6 +22,7 @@ def _rows(table: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow  # 15-20 s: `make test-slow` (the counts are also held by tests/core/test_live.py)
 def test_quick_run_keeps_its_engine_call_counts(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.live", "--quick", "--data-dir", str(tmp_path / "live")],
