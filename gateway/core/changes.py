@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import errors
+from .ports import EngineFilter
 
 
 class ChangeKind(enum.Enum):
@@ -66,6 +67,29 @@ class StreamConnected:
     """The engine stream (re)connected. From the second on, events in between may have been lost."""
 
     transport: str
+
+
+#: What a change says of its task -> the engine filter field that tests it.
+_SAID_OF_THE_TASK = {
+    "process_model_ids": "process_model_id",
+    "process_instance_ids": "process_instance_id",
+    "flow_node_ids": "flow_node_id",
+    "lanes": "lane",
+    "correlation_ids": "correlation_id",
+    "ids": "task_id",
+}
+
+
+def may_concern(change: TaskChange, engine_filter: EngineFilter) -> bool:
+    """Whether ``change`` may be about a task ``engine_filter`` admits, by what the event says of the task (False
+    only when sure: a field the event does not state is no reason to skip it). Costs nothing; lets subscribers
+    skip the engine read for changes elsewhere."""
+    for name, attribute in _SAID_OF_THE_TASK.items():
+        wanted = getattr(engine_filter, name)
+        said = getattr(change, attribute)
+        if wanted and said is not None and said not in wanted:
+            return False
+    return True
 
 
 _EVENT_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,18})")

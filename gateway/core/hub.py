@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,13 +50,19 @@ class HubLimits:
 
 
 class Subscription:
-    """One subscriber's bounded inbox. Items are whatever its feeder delivers (changes, gaps, list messages)."""
+    """One subscriber's bounded inbox. Items are whatever its feeder delivers (changes, gaps, list messages).
+
+    A deque and one event (not an ``asyncio.Queue``): an idle subscription is a few hundred bytes of its own.
+    """
+
+    __slots__ = ("_ended", "_hub", "_items", "_size", "_wake", "caller", "raw", "started_after")
 
     def __init__(self, hub: ChangeHub, caller: Caller, queue_size: int, *, raw: bool) -> None:
         self.caller = caller
         self.raw = raw  # receives every TaskChange and Gap from the hub itself
         self._hub = hub
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
+        self._items: deque[object] = deque()
+        self._size = queue_size
         self._ended: errors.SubscriptionEnded | None = None
         self._wake = asyncio.Event()
         #: The hub's head when this subscription started: changes after it are delivered, not replayed.
@@ -69,24 +76,22 @@ class Subscription:
         """Queue ``item`` without waiting; a full queue ends the subscription (the consumer is too slow)."""
         if self._ended is not None:
             return
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self._items) >= self._size:
             self.end(
                 errors.SlowConsumer(
-                    f"This subscription fell {self._queue.maxsize} messages behind and was ended; subscribe again"
+                    f"This subscription fell {self._size} messages behind and was ended; subscribe again"
                     " (and read the list again) when ready."
                 )
             )
             return
+        self._items.append(item)
         self._wake.set()
 
     def end(self, reason: errors.SubscriptionEnded) -> None:
         """End with ``reason``: what is queued is dropped, the consumer's next :meth:`next_batch` raises it."""
         if self._ended is None:
             self._ended = reason
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            self._items.clear()
             self._wake.set()
             self._hub.forget(self)
 
@@ -99,10 +104,9 @@ class Subscription:
         while True:
             if self._ended is not None:
                 raise self._ended
-            if not self._queue.empty():
-                batch = []
-                while not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
+            if self._items:
+                batch = list(self._items)
+                self._items.clear()
                 return batch
             self._wake.clear()
             timeout = self._seconds_left()

@@ -7,7 +7,8 @@ lane) never reaches it, in any message. The gateway's service identity only carr
 
 Costs, in engine calls: a batch of changes (everything that queued up while the subscriber was busy) costs one
 call per distinct caller (two when a process ended in the batch); subscribers with the same token share it through
-the read cache's single flight, so 1,000 subscriptions of one user cost what one does.
+the read cache's single flight, so 1,000 subscriptions of one user cost what one does. A change the event itself
+places outside the subscriber's filter (another process model, lane, flow node, ...) costs nothing.
 
 A filter here is the list route's filter with one difference for events: ``states`` empty means *any* state
 (a subscriber to lane ``Approvers`` wants to hear that a task was finished). The change feed keeps the list's
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from . import errors
-from .changes import ChangeKind, TaskChange
+from .changes import ChangeKind, TaskChange, may_concern
 from .domain import Caller, TaskFilter, UserTask
 from .filtering import engine_part, residual_predicate
 from .hub import ChangeHub, Gap
@@ -90,10 +91,14 @@ class LiveService:
         try:
             # Subscribed first, replayed second: nothing between the two is missed or told twice.
             backlog: list[object] = list(self._hub.log.after(after)) if after is not None else []
-            matches = task_matcher(task_filter)
+            matches, engine_filter = task_matcher(task_filter), engine_part(task_filter)
             while True:
                 batch = backlog or await subscription.next_batch()
                 backlog = []
+                # changes elsewhere (another model, lane, ...: what the event says) cost no engine read
+                batch = [item for item in batch if not isinstance(item, TaskChange) or may_concern(item, engine_filter)]
+                if not batch:
+                    continue
                 for item in await self._seen_by(caller, batch):
                     if isinstance(item, Gap) or matches(item.task):
                         yield item
@@ -135,9 +140,12 @@ class LiveService:
             for change in changes
             if change.task_id is None and change.process_instance_id is not None
         ]
-        found, ended = await asyncio.gather(
-            self._service.get_tasks(caller, ids), self._service.tasks_ended_with(caller, instances)
-        )
+        if instances:
+            found, ended = await asyncio.gather(
+                self._service.get_tasks(caller, ids), self._service.tasks_ended_with(caller, instances)
+            )
+        else:  # the usual case: one read, no extra tasks
+            found, ended = await self._service.get_tasks(caller, ids), []
         by_instance: dict[str, list[UserTask]] = {}
         for task in ended:
             by_instance.setdefault(task.process_instance_id, []).append(task)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from . import errors
-from .changes import TaskChange
+from .changes import TaskChange, may_concern
 from .cursor import query_fingerprint
 from .domain import Caller, TaskListPage, TaskQuery, UserTask
 from .filtering import engine_part
@@ -36,16 +36,6 @@ from .ports import EngineFilter
 from .service import TaskService
 
 log = logging.getLogger("gateway.live_lists")
-
-#: What a change event says of its task -> the engine filter field that tests it.
-_EVENT_FIELDS = {
-    "process_model_ids": "process_model_id",
-    "process_instance_ids": "process_instance_id",
-    "flow_node_ids": "flow_node_id",
-    "lanes": "lane",
-    "correlation_ids": "correlation_id",
-    "ids": "task_id",
-}
 
 
 @dataclass(frozen=True)
@@ -99,12 +89,7 @@ def might_touch(engine_filter: EngineFilter, page: TaskListPage | None, change: 
         return not instances or change.process_instance_id in instances or change.process_instance_id is None
     if any(task.id == change.task_id for task in page.nodes):
         return True
-    for name, attribute in _EVENT_FIELDS.items():
-        wanted = getattr(engine_filter, name)
-        said = getattr(change, attribute)
-        if wanted and said is not None and said not in wanted:
-            return False
-    return True
+    return may_concern(change, engine_filter)
 
 
 class SharedList:

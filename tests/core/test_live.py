@@ -219,6 +219,22 @@ async def test_a_thousand_subscriptions_of_one_caller_cost_one_read_per_change()
     assert live.hub.subscription_count == 0
 
 
+async def test_a_change_the_event_places_outside_the_filter_costs_no_engine_read() -> None:
+    live = Live(FakeEngine([make_task(1), make_task(2, process_model_id="Leave")]))
+    approvals = live.live.task_events(ALICE, TaskFilter(states=(), process_model_ids=("ApprovalProcess",)))
+    waiting = asyncio.ensure_future(anext(approvals))
+    await settle()
+    live.change(ChangeKind.RESERVED, "task-00002")
+    await settle()
+    assert live.engine.calls == 0
+    live.change(ChangeKind.RESERVED, "task-00001")
+    event = await waiting
+    assert isinstance(event, TaskEvent)
+    assert event.task.id == "task-00001"
+    assert live.engine.calls == 1
+    await approvals.aclose()
+
+
 async def test_events_filter_on_the_task_as_it_is_now_in_any_state_and_resume_after_an_id() -> None:
     live = Live(FakeEngine([make_task(1), make_task(2, process_model_id="Leave")]))
     mark = live.live.head
