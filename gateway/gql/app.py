@@ -204,6 +204,7 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
             live=getattr(state, "live", None),
             live_lists=getattr(state, "live_lists", None),
             subscriptions_per_connection=state.settings.subscriptions_per_connection,
+            keep_loaded=not isinstance(request, WebSocket),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

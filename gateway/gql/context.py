@@ -38,6 +38,9 @@ class Context:
     subscriptions_per_connection: int = DEFAULT_SUBSCRIPTIONS_PER_CONNECTION
     #: What the client sent in graphql-transport-ws ``connection_init`` (strawberry sets it; WebSocket only).
     connection_params: dict[str, object] | None = None
+    #: Whether the loader keeps what it loaded: for one HTTP request, yes; not for a WebSocket's context, which
+    #: serves every operation of the connection (a later query would see the task as an earlier one found it).
+    keep_loaded: bool = True
     task_loader: DataLoader[str, UserTask | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,7 +56,7 @@ class Context:
                 raise caller_or_error
             return await service.get_tasks(caller_or_error, list(ids))
 
-        self.task_loader = DataLoader(load_fn=load)
+        self.task_loader = DataLoader(load_fn=load, cache=self.keep_loaded)
 
     def authenticate(self, caller: Caller | GatewayError) -> None:
         """Make ``caller`` (or the authentication error) that of every later operation (a WebSocket's

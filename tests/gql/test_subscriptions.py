@@ -24,7 +24,7 @@ from gateway.core.cache import ReadCache
 from gateway.core.changes import ChangeKind, EngineChange
 from gateway.core.cursor import CursorCodec
 from gateway.core.domain import Caller
-from gateway.core.hub import ChangeHub
+from gateway.core.hub import ChangeHub, HubLimits
 from gateway.core.live import LiveService
 from gateway.core.live_lists import LiveLists
 from gateway.core.service import ServiceLimits, TaskService
@@ -357,9 +357,9 @@ def test_without_a_state_events_are_of_any_state_unlike_the_list() -> None:
 # -- in process: the schema on the core, without servers ----------------------------------------------------
 
 
-def in_process(engine: FakeEngine) -> tuple[Context, ChangeHub]:
+def in_process(engine: FakeEngine, limits: HubLimits | None = None) -> tuple[Context, ChangeHub]:
     service = TaskService(engine, ReadCache(ttl_seconds=0, max_entries=10), CursorCodec(b"k" * 32), ServiceLimits())
-    hub = ChangeHub(invalidate=lambda: None)
+    hub = ChangeHub(invalidate=lambda: None, limits=limits or HubLimits())
     context = Context(
         service=service,
         request_id="req-7",
@@ -430,6 +430,39 @@ def test_closing_a_subscription_frees_its_slot_in_the_hub() -> None:
     event = result.data["userTaskEvents"]
     assert (event["__typename"], event["kind"], event["task"]["id"]) == ("UserTaskEvent", "RESERVED", "task-00001")
     assert (held, after_close) == (1, 0)
+
+
+def test_the_hubs_endings_and_refusals_reach_the_subscriber_with_their_codes() -> None:
+    """SLOW_CONSUMER (a full queue), SHUTTING_DOWN (the hub closes) and the hub's TOO_MANY_SUBSCRIPTIONS."""
+
+    async def subscribed(hub: ChangeHub, stream: Any) -> asyncio.Future[Any]:
+        """The stream's first result, once the stream holds its slot in the hub."""
+        held = hub.subscription_count
+        result = asyncio.ensure_future(anext(stream))
+        for _ in range(1000):
+            if hub.subscription_count > held:
+                break
+            await asyncio.sleep(0)
+        return result
+
+    async def scenario() -> list[str]:
+        context, hub = in_process(FakeEngine([make_task(1)]), HubLimits(queue_size=2, per_caller=1))
+        schema = build_schema(max_depth=12, max_aliases=64, max_tokens=2000)
+        slow: Any = await schema.subscribe(EVENTS, context_value=context)
+        slow_result = await subscribed(hub, slow)
+        for _ in range(3):  # nobody reads in between: more than the queue holds
+            hub.publish(EngineChange(ChangeKind.RESERVED, "task-00001"))
+        results = [await slow_result]
+        stopping: Any = await schema.subscribe(EVENTS, context_value=context)
+        stopping_result = await subscribed(hub, stopping)
+        results.append(await first_result(EVENTS, context))  # beyond the caller's one
+        hub.close()
+        results.append(await stopping_result)
+        await slow.aclose()
+        await stopping.aclose()
+        return [result.errors[0].extensions["code"] for result in results]
+
+    assert asyncio.run(scenario()) == ["SLOW_CONSUMER", "TOO_MANY_SUBSCRIPTIONS", "SHUTTING_DOWN"]
 
 
 # -- userTaskList --------------------------------------------------------------------------------------------
@@ -673,6 +706,23 @@ def test_a_subscription_over_http_is_a_bad_request(gateway: GatewayServer) -> No
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_REQUEST"
     assert "WebSocket" in error["message"]
+
+
+def test_queries_over_one_websocket_read_fresh_tasks_each_time(engine: EngineServer, gateway: GatewayServer) -> None:
+    """One context serves every operation of a connection: its DataLoader must not answer from an old operation."""
+    _, task_id = start_approval(engine, f"fresh-{uuid.uuid4()}")
+    query = "query($id: ID!) { userTask(id: $id) { reservedFor } }"
+
+    async def scenario() -> list[Any]:
+        async with connect(gateway) as client:
+            await client.subscribe("before", query, id=task_id)
+            before = await client.data_until("before", lambda got: len(got) == 1)
+            await asyncio.to_thread(reserve, engine, task_id, "carol")
+            await client.subscribe("after", query, id=task_id)
+            after = await client.data_until("after", lambda got: len(got) == 1)
+            return before + after
+
+    assert asyncio.run(scenario()) == [{"reservedFor": None}, {"reservedFor": "carol"}]
 
 
 # -- endings -------------------------------------------------------------------------------------------------
