@@ -22,9 +22,9 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from . import errors
+from . import errors, limits
 from .changes import ChangeKind, TaskChange, may_concern
-from .domain import Caller, TaskFilter, UserTask
+from .domain import Caller, TaskFilter, TaskQuery, UserTask
 from .filtering import engine_part, residual_predicate
 from .hub import ChangeHub, Gap
 from .service import TaskService
@@ -87,6 +87,7 @@ class LiveService:
         the buffer no longer reaches back that far). Ends by raising a ``SubscriptionEnded`` (token expired,
         too slow, shutting down). A :class:`Gap` says that changes may have been missed.
         """
+        task_filter = self._checked(task_filter)
         subscription = self._hub.subscribe(caller)
         try:
             # Subscribed first, replayed second: nothing between the two is missed or told twice.
@@ -104,6 +105,11 @@ class LiveService:
                         yield item
         finally:
             subscription.close()
+
+    def _checked(self, task_filter: TaskFilter) -> TaskFilter:
+        """The filter if it keeps the listing's rules (:mod:`gateway.core.limits`), its dates in UTC."""
+        query = limits.validate_query(TaskQuery(filter=task_filter), max_page_size=self._service.limits.max_page_size)
+        return query.filter
 
     async def _seen_by(self, caller: Caller, batch: Sequence[object]) -> list[TaskEvent | Gap]:
         """A batch of changes as ``caller`` sees them, in order (a change it may not see is left out)."""
@@ -160,6 +166,7 @@ class LiveService:
         list and is no longer (its state or reservation moved it out; a task of another model never was in it).
         Raises ``ChangesExpired`` when the buffer no longer reaches back to ``since``.
         """
+        task_filter = self._checked(task_filter)
         if since is None:
             return ChangeFeedPage((), self.head, False)
         pending = self._hub.log.after(since)
