@@ -67,6 +67,12 @@ subscription List($filter: UserTaskFilter, $sort: [UserTaskSort!], $first: Int) 
 }}
 """
 
+RESERVE_FOR = """
+mutation Reserve($id: ID!, $owner: String) {
+  reserveUserTask(id: $id, ownerId: $owner) { __typename ... on UserTask { id reservedFor } }
+}
+"""
+
 RESERVE = """
 mutation Reserve($id: ID!) { reserveUserTask(id: $id) { __typename ... on UserTask { id reservedFor } } }
 """
@@ -717,7 +723,10 @@ def test_queries_over_one_websocket_read_fresh_tasks_each_time(engine: EngineSer
         async with connect(gateway) as client:
             await client.subscribe("before", query, id=task_id)
             before = await client.data_until("before", lambda got: len(got) == 1)
-            await asyncio.to_thread(reserve, engine, task_id, "carol")
+            # Through the gateway: a write ends the read cache's reuse (one made at the engine ends it when the
+            # gateway hears the event, a moment later).
+            reserved = await asyncio.to_thread(gateway.graphql, RESERVE_FOR, {"id": task_id, "owner": "carol"})
+            assert reserved["data"]["reserveUserTask"]["reservedFor"] == "carol", reserved
             await client.subscribe("after", query, id=task_id)
             after = await client.data_until("after", lambda got: len(got) == 1)
             return before + after
