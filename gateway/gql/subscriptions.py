@@ -23,7 +23,6 @@ from contextlib import aclosing
 
 import strawberry
 
-from ..core import limits
 from ..core.domain import TaskQuery
 from .context import Info
 from .inputs import UserTaskFilter, UserTaskSort, to_filter, to_sort
@@ -51,11 +50,8 @@ class Subscription:
         context = info.context
         caller = context.caller
         live = context.live_service()
-        # The core does not check an event filter: the listing's rules apply (and its dates are made UTC).
-        query = limits.validate_query(
-            TaskQuery(filter=to_filter(filter, any_state=True)), max_page_size=context.service.limits.max_page_size
-        )
-        async with aclosing(live.task_events(caller, query.filter, after)) as events:
+        task_filter = to_filter(filter, any_state=True)  # the core checks it by the listing's rules
+        async with aclosing(live.task_events(caller, task_filter, after)) as events:
             async for item in events:
                 message: UserTaskEvent | EventsMissed = event_message(item)
                 yield message

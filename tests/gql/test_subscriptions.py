@@ -689,6 +689,7 @@ def test_document_limits_and_validation_apply_to_subscriptions(gateway: GatewayS
         "aliases": f"subscription {{ userTaskEvents {{ {aliases} }} }}",
         "two root fields": "subscription { userTaskEvents { __typename } userTaskList { __typename } }",
         "bad first": "subscription { userTaskList(first: 1000) { __typename } }",
+        "bad event filter": 'subscription { userTaskEvents(filter: {lane: [""]}) { __typename } }',
     }
 
     async def scenario() -> dict[str, str]:
@@ -703,6 +704,7 @@ def test_document_limits_and_validation_apply_to_subscriptions(gateway: GatewayS
         "aliases": "QUERY_TOO_COMPLEX",
         "two root fields": "BAD_REQUEST",
         "bad first": "BAD_REQUEST",
+        "bad event filter": "BAD_REQUEST",
     }
 
 
