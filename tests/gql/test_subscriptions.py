@@ -215,17 +215,20 @@ class GraphQLSocket:
         return collected
 
     async def ending(self, operation_id: str, within: float = DEADLINE) -> tuple[str, dict[str, Any]]:
-        """Skip data until the operation fails: (its code, its error), after checking it completes then."""
+        """Skip data until the operation fails: (its code, its error). An execution failure (the subscription could
+        not start, or it ended) is ``next`` without data, then ``complete``; a refused document is ``error``."""
         deadline = time.monotonic() + within
         while True:
             message = await self.take(operation_id, max(0.01, deadline - time.monotonic()))
             if message["type"] == "next" and "errors" not in message["payload"]:
                 continue
-            errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
-            [error] = errors
             if message["type"] == "next":
-                assert message["payload"]["data"] is None
+                assert message["payload"]["data"] is None, message
+                [error] = message["payload"]["errors"]
                 assert (await self.take(operation_id)) == {"id": operation_id, "type": "complete"}
+            else:
+                assert message["type"] == "error", message
+                [error] = message["payload"]
             return str(error["extensions"]["code"]), error
 
 
