@@ -7,11 +7,11 @@ graphql-transport-ws.
 - **Failures are GraphQL errors with ``extensions.code``.** A subscription that cannot start (UNAUTHENTICATED,
   BAD_REQUEST, CHANGES_EXPIRED, ENGINE_UNAVAILABLE, the hub's TOO_MANY_SUBSCRIPTIONS…) and one that ends
   (TOKEN_EXPIRED, SLOW_CONSUMER, SHUTTING_DOWN) answer a ``next`` message
-  ``{"data": null, "errors": [{"message", "extensions": {"code", "requestId"}}]}`` followed by ``complete`` (as
-  strawberry and graphql-ws's reference server do for execution errors: a graphql-ws client gets them in its
-  ``next`` callback, then ``complete``). A document that does not validate (BAD_REQUEST, QUERY_TOO_COMPLEX) and
-  the connection's subscription beyond its limit answer an ``error`` message. Never a stack trace: anything
-  unexpected is "Unexpected error." (INTERNAL_SERVER_ERROR) with the request id, and logged.
+  ``{"data": null, "errors": [{"message", "extensions": {"code", "requestId"}}]}`` followed by ``complete``
+  (strawberry's way with execution errors: a graphql-ws client gets them in its ``next`` callback). A document
+  that does not validate (BAD_REQUEST, QUERY_TOO_COMPLEX) and the connection's subscription beyond its limit
+  answer an ``error`` message. Never a stack trace: anything unexpected is "Unexpected error."
+  (INTERNAL_SERVER_ERROR) with the request id, and logged.
 - **Slots.** Each subscription holds one of its connection's ``GATEWAY_SUBSCRIPTIONS_PER_CONNECTION`` slots (the
   one beyond is refused with an ``error`` message, code TOO_MANY_SUBSCRIPTIONS: see :mod:`gateway.gql.app`) and
   one of the hub's (per caller, in all) until it ends; ``complete`` from the client or a disconnect cancels it, and
