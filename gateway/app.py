@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> Starlette:
             authority_url=settings.authority_url,
             allow_anonymous=settings.allow_anonymous,
             audience=settings.jwt_audience,
+            leeway_seconds=settings.jwt_leeway_seconds,
         )
         app.state.cache = ReadCache(
             ttl_seconds=settings.cache_ttl_seconds,

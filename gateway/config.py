@@ -33,6 +33,7 @@ class Settings:
     client_secret: str | None = None
     allow_anonymous: bool = True
     jwt_audience: str | None = None
+    jwt_leeway_seconds: float = 30.0
     embedded_engine_port: int = 56100
     embedded_engine_data_dir: Path = Path(".data/engine")
     embedded_engine_demo: bool = False
@@ -74,6 +75,7 @@ VARIABLES: dict[str, str] = {
     "PROCESSCUBE_CLIENT_SECRET": "the gateway's own OAuth client secret",
     "GATEWAY_ALLOW_ANONYMOUS": "accept requests without a token (true with the embedded engine, else false)",
     "GATEWAY_JWT_AUDIENCE": "required `aud` of callers' tokens (unset: not checked)",
+    "GATEWAY_JWT_LEEWAY_SECONDS": "clock skew allowed on `exp`; live subscriptions end at `exp` plus this (30)",
     "GATEWAY_EMBEDDED_ENGINE_PORT": "port of the embedded engine (56100)",
     "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": "data directory of the embedded engine (.data/engine)",
     "GATEWAY_EMBEDDED_ENGINE_DEMO": "deploy the example models and start demo instances (false)",
@@ -179,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_secret=client_secret,
         allow_anonymous=_parsed(env, "GATEWAY_ALLOW_ANONYMOUS", engine_url is None, _boolean, "true or false"),
         jwt_audience=_text(env, "GATEWAY_JWT_AUDIENCE"),
+        jwt_leeway_seconds=_parsed(env, "GATEWAY_JWT_LEEWAY_SECONDS", 30.0, _seconds, "seconds between 0 and 3600"),
         embedded_engine_port=_parsed(
             env, "GATEWAY_EMBEDDED_ENGINE_PORT", 56100, _integer(0, 65535), "a port number (0: any free port)"
         ),

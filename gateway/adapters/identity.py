@@ -41,6 +41,10 @@ class AuthoritySource(Protocol):
     async def get_json(self, url: str) -> object: ...
 
 
+#: Clock skew allowed between the authority and the gateway when checking ``exp``/``iat`` (by default).
+DEFAULT_LEEWAY_SECONDS = 30.0
+
+
 class TokenVerifier:
     """Verifies bearer JWTs (RS256) against the authority's keys; ``authority_url`` None: ask the engine."""
 
@@ -51,9 +55,11 @@ class TokenVerifier:
         authority_url: str | None = None,
         allow_anonymous: bool,
         audience: str | None = None,
+        leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
+        self._leeway = leeway_seconds
         self._authority_url = authority_url
         self._allow_anonymous = allow_anonymous
         self._audience = audience
@@ -83,7 +89,8 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject:
             raise errors.Unauthenticated("The token has no subject ('sub').")
         expires = claims.get("exp")
-        expires_at = datetime.fromtimestamp(expires, UTC) if isinstance(expires, int | float) else None
+        # the moment this gateway stops accepting the token (its exp, plus the leeway every check allows)
+        expires_at = datetime.fromtimestamp(expires + self._leeway, UTC) if isinstance(expires, int | float) else None
         return Caller(user_id=subject, token=token, expires_at=expires_at)
 
     def _anonymous(self) -> Caller:
@@ -108,7 +115,7 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 options=options,
-                leeway=30,
+                leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError as exc:
             raise errors.Unauthenticated("The bearer token has expired.") from exc

@@ -47,11 +47,11 @@ class UserTaskEvent:
 )
 class EventsMissed:
     after: str
-    reason: str
+    message: str = strawberry.field(description="What happened, in words.")
 
     @classmethod
     def from_domain(cls, gap: Gap) -> EventsMissed:
-        return cls(after=gap.after, reason=gap.reason)
+        return cls(after=gap.after, message=gap.reason)
 
 
 @strawberry.type(description="The whole page of a live list: first (INITIAL), and again after missed changes (RESYNC).")

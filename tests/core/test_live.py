@@ -264,6 +264,18 @@ async def test_a_process_that_ends_reports_the_tasks_it_terminated() -> None:
     await events.aclose()
 
 
+async def test_many_ended_processes_are_read_in_chunks_that_fit_a_url() -> None:
+    engine = FakeEngine([make_task(n, state="terminated") for n in range(120)])
+    live = Live(engine)
+    start = live.live.head
+    for n in range(120):
+        live.hub.publish(EngineChange(ChangeKind.TERMINATED, None, process_instance_id=f"pi-{n:05d}"))
+    page = await live.live.changes(ALICE, TaskFilter(), start, 200)
+    assert len(page.changes) == 120
+    assert all(entry.removed for entry in page.changes)
+    assert engine.calls == 3  # 50 instances per engine query
+
+
 # -- the change feed -----------------------------------------------------------------------------------------
 
 

@@ -46,23 +46,22 @@ subscription Events($filter: UserTaskFilter, $after: String) {{
   userTaskEvents(filter: $filter, after: $after) {{
     __typename
     ... on UserTaskEvent {{ eventId kind at task {{ {TASK} }} }}
-    ... on EventsMissed {{ after reason }}
+    ... on EventsMissed {{ after message }}
   }}
 }}
 """
 
-# `reason` is a String in EventsMissed and an enum in UserTaskListSnapshot: one selection of both needs an alias.
 LIST = f"""
 subscription List($filter: UserTaskFilter, $sort: [UserTaskSort!], $first: Int) {{
   userTaskList(filter: $filter, sort: $sort, first: $first) {{
     __typename
-    ... on UserTaskListSnapshot {{ eventId snapshotReason: reason totalCount tasks {{ {TASK} }} }}
+    ... on UserTaskListSnapshot {{ eventId reason totalCount tasks {{ {TASK} }} }}
     ... on UserTaskListChanges {{
       eventId totalCount removed order
       added {{ index task {{ {TASK} }} }}
       updated {{ index task {{ {TASK} }} }}
     }}
-    ... on EventsMissed {{ after reason }}
+    ... on EventsMissed {{ after message }}
   }}
 }}
 """
@@ -498,7 +497,7 @@ def test_the_live_list_sends_a_snapshot_then_its_changes(engine: EngineServer, g
 
     snapshot, changes, second_task = asyncio.run(scenario())
     assert snapshot["__typename"] == "UserTaskListSnapshot"
-    assert snapshot["snapshotReason"] == "INITIAL"
+    assert snapshot["reason"] == "INITIAL"
     assert snapshot["totalCount"] == 1
     assert [task["id"] for task in snapshot["tasks"]] == [first_task]
     assert all(change["__typename"] == "UserTaskListChanges" for change in changes)
@@ -756,7 +755,7 @@ def short_token_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Eng
 def test_a_token_that_expires_ends_the_subscription(
     short_token_engine: EngineServer, start_gateway: GatewayFactory
 ) -> None:
-    gateway = start_gateway(short_token_engine)
+    gateway = start_gateway(short_token_engine, GATEWAY_JWT_LEEWAY_SECONDS=0)
     alice = token_for(short_token_engine, "alice", "alice-secret")
 
     async def scenario() -> tuple[str, str, dict[str, Any], float]:
