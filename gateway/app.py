@@ -8,6 +8,7 @@ Nothing happens at import time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -170,12 +171,13 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            if supervisor is not None:
+                await supervisor.stop()  # first: stopping the engine below is no crash to repair
             hub.close()  # every live subscription ends with SHUTTING_DOWN (if the server did not close it yet)
             await app.state.live_lists.close()
             streaming.cancel()
-            await asyncio.gather(streaming, return_exceptions=True)
-            if supervisor is not None:
-                await supervisor.stop()  # first: stopping the engine below is no crash to repair
+            with contextlib.suppress(TimeoutError):  # a disconnect from a gone engine must not hold the shutdown
+                await asyncio.wait_for(asyncio.gather(streaming, return_exceptions=True), 3)
             await client.aclose()
             if embedded is not None:
                 await embedded.stop()
