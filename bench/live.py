@@ -52,7 +52,7 @@ from gateway.engine import UserTaskClient
 from gateway.metrics import metric_in
 
 from .load import percentile
-from .report import Row, load_average, machine, ms, now, ratio, render, verdict
+from .report import Row, load_average, machine, ms, now, ratio, render, update_readme, verdict
 from .seed import APPROVAL_BPMN, MODEL_ID, token_of
 from .servers import API, DUMMY_TOKEN, ENGINE_HEADERS, REPO, Engine, Gateway, rss_bytes
 
@@ -809,19 +809,6 @@ def servers(
         engine.stop()
 
 
-README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- bench-live:begin -->", "<!-- bench-live:end -->"
-
-
-def update_readme(text: str) -> None:
-    content = README.read_text(encoding="utf-8")
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{README} has no {BEGIN} ... {END} section")
-    head, rest = content.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.live", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -864,7 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profile is not None:
         print(f"\ngateway profile ({profile}):\n{profile.read_text() if profile.exists() else 'missing'}")
     if args.update_readme:
-        update_readme("```\n" + text + "\n```")
+        update_readme("```\n" + text + "\n```", "bench-live")
     return 0
 
 

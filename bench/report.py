@@ -70,3 +70,17 @@ def load_average() -> str:
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+README = Path(__file__).with_name("README.md")
+
+
+def update_readme(text: str, section: str) -> None:
+    """Put ``text`` between ``<!-- {section}:begin -->`` and ``<!-- {section}:end -->`` in bench/README.md."""
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+    content = README.read_text(encoding="utf-8")
+    if begin not in content or end not in content:
+        raise SystemExit(f"{README} has no {begin} ... {end} section")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    README.write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")

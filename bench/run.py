@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,7 +37,7 @@ from gateway.engine import UserTaskClient
 
 from . import queries
 from .load import WrongAnswer, check_answer, percentile
-from .report import MISS, PASS, Row, load_average, machine, ms, now, ratio, render, verdict
+from .report import MISS, PASS, Row, load_average, machine, ms, now, ratio, render, update_readme, verdict
 from .seed import APPROVAL_BPMN, MODEL_ID, ensure_seeded, token_of
 from .servers import REPO, Engine, Gateway
 
@@ -691,18 +690,6 @@ FIGURES: dict[str, Callable[[Lab], list[Row]]] = {
     "6": engine_throughput,
 }
 
-README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-
-
-def update_readme(text: str) -> None:
-    content = README.read_text(encoding="utf-8")
-    if BEGIN not in content or END not in content:
-        raise SystemExit(f"{README} has no {BEGIN} ... {END} section")
-    head, rest = content.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -739,5 +726,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(text)
     if args.update_readme:
-        update_readme("```\n" + text + "\n```")
+        update_readme("```\n" + text + "\n```", "bench")
     return 0

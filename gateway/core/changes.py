@@ -14,7 +14,6 @@ import enum
 import re
 import secrets
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,12 +32,12 @@ class ChangeKind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class TaskChange:
-    """One engine event. ``task_id`` is None for a process that ended with its tasks (``TERMINATED``): the tasks it
-    ended are found by ``process_instance_id``. The other fields are what the event itself says of the task; they
-    let a live list skip events that cannot touch it, never decide what a caller may see."""
+class EngineChange:
+    """One engine event, as the engine adapter hands it over. ``task_id`` is None for a process that ended with its
+    tasks (``TERMINATED``): the tasks it ended are found by ``process_instance_id``. The other fields are what the
+    event itself says of the task; they let a subscriber skip events that cannot concern it (:func:`may_concern`),
+    never decide what a caller may see."""
 
-    event_id: str
     kind: ChangeKind
     task_id: str | None
     process_instance_id: str | None = None
@@ -46,20 +45,15 @@ class TaskChange:
     flow_node_id: str | None = None
     lane: str | None = None
     correlation_id: str | None = None
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
-class EngineChange:
-    """An engine event as the engine adapter hands it over: a :class:`TaskChange` without its event id."""
+class TaskChange(EngineChange):
+    """An engine event as the hub keeps it: with its event id (``<epoch>-<seq>``) and when the gateway heard it."""
 
-    kind: ChangeKind
-    task_id: str | None
-    process_instance_id: str | None = None
-    process_model_id: str | None = None
-    flow_node_id: str | None = None
-    lane: str | None = None
-    correlation_id: str | None = None
+    event_id: str = field(kw_only=True)
+    seq: int = field(kw_only=True)
+    at: datetime = field(kw_only=True, default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -80,7 +74,7 @@ _SAID_OF_THE_TASK = {
 }
 
 
-def may_concern(change: TaskChange, engine_filter: EngineFilter) -> bool:
+def may_concern(change: EngineChange, engine_filter: EngineFilter) -> bool:
     """Whether ``change`` may be about a task ``engine_filter`` admits, by what the event says of the task (False
     only when sure: a field the event does not state is no reason to skip it). Costs nothing; lets subscribers
     skip the engine read for changes elsewhere."""
@@ -107,16 +101,7 @@ class ChangeLog:
 
     def append(self, change: EngineChange) -> TaskChange:
         self._seq += 1
-        entry = TaskChange(
-            event_id=f"{self.epoch}-{self._seq}",
-            kind=change.kind,
-            task_id=change.task_id,
-            process_instance_id=change.process_instance_id,
-            process_model_id=change.process_model_id,
-            flow_node_id=change.flow_node_id,
-            lane=change.lane,
-            correlation_id=change.correlation_id,
-        )
+        entry = TaskChange(**vars(change), event_id=f"{self.epoch}-{self._seq}", seq=self._seq)
         self._changes.append(entry)
         return entry
 
@@ -139,7 +124,7 @@ class ChangeLog:
         if seq > self._seq:
             raise errors.BadRequest(f"Event id '{event_id}' lies in the future of this gateway ({self.head}).")
         oldest = self._changes[0] if self._changes else None
-        if oldest is not None and seq < self._seq_of_entry(oldest) - 1:
+        if oldest is not None and seq < oldest.seq - 1:
             raise errors.ChangesExpired(
                 f"The changes after '{event_id}' are no longer held (the gateway keeps the last"
                 f" {self._changes.maxlen}); read the list again, then follow the changes from the id that comes"
@@ -150,14 +135,7 @@ class ChangeLog:
     def after(self, event_id: str) -> list[TaskChange]:
         """Every change after ``event_id``, oldest first (raises as :meth:`seq_of`)."""
         seq = self.seq_of(event_id)
-        return [change for change in self._changes if self._seq_of_entry(change) > seq]
-
-    def since(self, seq: int) -> Iterator[TaskChange]:
-        return (change for change in self._changes if self._seq_of_entry(change) > seq)
-
-    @staticmethod
-    def _seq_of_entry(change: TaskChange) -> int:
-        return int(change.event_id.rpartition("-")[2])
+        return [change for change in self._changes if change.seq > seq]
 
     def __len__(self) -> int:
         return len(self._changes)
