@@ -38,7 +38,7 @@ class Gap:
     ``after`` (the last event id before the interruption)."""
 
     after: str
-    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,8 @@ class ChangeHub:
         self._fan_out(entry)
         return entry
 
-    def gap(self, reason: str) -> Gap:
-        notice = Gap(after=self.log.head, reason=reason)
+    def gap(self, message: str) -> Gap:
+        notice = Gap(after=self.log.head, message=message)
         self.gaps += 1
         self._invalidate()
         self._fan_out(notice)

@@ -121,7 +121,7 @@ class LiveService:
         except errors.GatewayError as exc:
             # Never silent: the subscriber learns that these changes could not be shown, and refetches.
             last = changes[-1].event_id if changes else self.head
-            return [Gap(after=last, reason=f"Changed tasks could not be read ({exc.code}): {exc.message}")]
+            return [Gap(after=last, message=f"Changed tasks could not be read ({exc.code}): {exc.message}")]
         seen: list[TaskEvent | Gap] = []
         for item in batch:
             if isinstance(item, Gap):

@@ -150,7 +150,7 @@ class SharedList:
             try:
                 page = await self._lists.service.list_tasks(self.caller, self.query)
             except errors.GatewayError as exc:
-                notice = Gap(after=event_id, reason=f"The list could not be refreshed ({exc.code}): {exc.message}")
+                notice = Gap(after=event_id, message=f"The list could not be refreshed ({exc.code}): {exc.message}")
                 for subscription in list(self.subscribers):
                     subscription.deliver(notice)
                 self._resync = True

@@ -51,7 +51,7 @@ class EventsMissed:
 
     @classmethod
     def from_domain(cls, gap: Gap) -> EventsMissed:
-        return cls(after=gap.after, message=gap.reason)
+        return cls(after=gap.after, message=gap.message)
 
 
 @strawberry.type(description="The whole page of a live list: first (INITIAL), and again after missed changes (RESYNC).")

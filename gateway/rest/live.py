@@ -6,7 +6,7 @@
 
 - ``event: <waiting|reserved|reservationCancelled|finished|terminated>`` with ``id: <eventId>`` and
   ``data: {"eventId", "kind", "at", "task"}`` (the task as the list route renders it);
-- ``event: gap`` with ``data: {"after", "reason"}``: changes may have been missed, refetch the list;
+- ``event: gap`` with ``data: {"after", "message"}``: changes may have been missed, refetch the list;
 - ``event: expired`` with a CHANGES_EXPIRED problem document, when ``Last-Event-ID``/``lastEventId`` lies beyond
   the replay buffer (or was issued by another gateway process): refetch, then resume; the stream ends;
 - ``event: end`` with ``data: {"code", "message"}`` (TOKEN_EXPIRED, SLOW_CONSUMER, SHUTTING_DOWN): the

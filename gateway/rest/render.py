@@ -78,7 +78,7 @@ def task_event(event: TaskEvent) -> dict[str, Any]:
 
 
 def gap(notice: Gap) -> dict[str, Any]:
-    return {"after": notice.after, "reason": notice.reason}
+    return {"after": notice.after, "message": notice.message}
 
 
 def feed_entry(entry: FeedEntry) -> dict[str, Any]:
