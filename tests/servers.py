@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,12 +169,20 @@ class EngineServer(ServerProcess):
         self.stop()
 
 
+def poll(condition: Callable[[], bool], within: float = 20.0) -> None:
+    """Wait until ``condition()`` holds; fail after ``within`` seconds (a bound on waiting, not a timing check)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 def port_is_closed(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-__all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "GatewayServer", "free_port", "port_is_closed"]
+__all__ = ["API", "DUMMY_TOKEN", "REPO", "EngineServer", "GatewayServer", "free_port", "poll", "port_is_closed"]
 
 
 @dataclass(kw_only=True)
@@ -208,6 +216,10 @@ class GatewayServer(ServerProcess):
         """HTTP requests the gateway sent to the engine so far (its ``GET /metrics`` counter)."""
         return engine_requests_in(httpx.get(self.url + "/metrics").text)
 
+    def metric(self, name: str) -> float:
+        """A metric of ``GET /metrics``, summed over its labels (``gateway_live_subscriptions``, ...)."""
+        return metric_in(httpx.get(self.url + "/metrics").text, name)
+
     def engine_events_settled(self, quiet_seconds: float = 0.15, timeout: float = 10.0) -> None:
         """Wait until the gateway has heard the engine's events of what just happened (none for ``quiet_seconds``).
 
@@ -215,10 +227,10 @@ class GatewayServer(ServerProcess):
         engine directly waits for them first, so an event arriving late cannot make a cached read a fresh one.
         """
         deadline = time.monotonic() + timeout
-        heard, since = metric_in(httpx.get(self.url + "/metrics").text, "gateway_engine_events_total"), time.monotonic()
+        heard, since = self.metric("gateway_engine_events_total"), time.monotonic()
         while time.monotonic() - since < quiet_seconds and time.monotonic() < deadline:
             time.sleep(0.03)
-            now = metric_in(httpx.get(self.url + "/metrics").text, "gateway_engine_events_total")
+            now = self.metric("gateway_engine_events_total")
             if now != heard:
                 heard, since = now, time.monotonic()
 

@@ -55,7 +55,7 @@ class Subscription:
     A deque and one event (not an ``asyncio.Queue``): an idle subscription is a few hundred bytes of its own.
     """
 
-    __slots__ = ("_ended", "_hub", "_items", "_size", "_wake", "caller", "raw", "started_after")
+    __slots__ = ("_ended", "_hub", "_items", "_size", "_wake", "caller", "raw")
 
     def __init__(self, hub: ChangeHub, caller: Caller, queue_size: int, *, raw: bool) -> None:
         self.caller = caller
@@ -65,8 +65,6 @@ class Subscription:
         self._size = queue_size
         self._ended: errors.SubscriptionEnded | None = None
         self._wake = asyncio.Event()
-        #: The hub's head when this subscription started: changes after it are delivered, not replayed.
-        self.started_after = hub.log.head
 
     @property
     def ended(self) -> errors.SubscriptionEnded | None:

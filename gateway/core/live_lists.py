@@ -108,7 +108,6 @@ class SharedList:
         self._resync = False
         self._last_refresh = 0.0
         self._runner: asyncio.Task[None] | None = None
-        self.refreshes = 0
 
     def hear(self, item: TaskChange | Gap) -> None:
         if isinstance(item, Gap):
@@ -119,13 +118,12 @@ class SharedList:
         elif might_touch(self._engine_filter, self.page, item):
             self._dirty.set()
 
-    async def load(self) -> TaskListPage:
-        """The first page (raises what the service raises: the first subscriber sees the error)."""
+    async def load(self) -> None:
+        """Read the first page (raises what the service raises: the first subscriber sees the error)."""
         event_id = self._lists.hub.log.head
-        page = await self._lists.service.list_tasks(self.caller, self.query)
-        self.page, self.event_id = page, event_id
+        self.page = await self._lists.service.list_tasks(self.caller, self.query)
+        self.event_id = event_id
         self._last_refresh = time.monotonic()
-        return page
 
     def start(self) -> None:
         if self._runner is None:
@@ -160,7 +158,6 @@ class SharedList:
                 continue
             backoff = self._lists.min_interval
             self._last_refresh = time.monotonic()
-            self.refreshes += 1
             before, self.page, self.event_id = self.page, page, event_id
             message: ListSnapshot | ListChanges | None
             if resync or before is None:
@@ -197,10 +194,8 @@ class LiveLists:
             shared = self._lists.get(key)
             if shared is None:
                 shared = SharedList(self, key, caller, query)
-                page = await shared.load()  # an error here is the subscriber's answer
-                shared = self._lists.setdefault(key, shared)
-                if shared.page is None:  # pragma: no cover - setdefault found nothing: ours
-                    shared.page = page
+                await shared.load()  # an error here is the subscriber's answer
+                shared = self._lists.setdefault(key, shared)  # one that another subscriber made meanwhile wins
             assert shared.page is not None
             shared.subscribers.add(subscription)
             shared.start()

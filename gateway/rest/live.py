@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 import anyio
@@ -84,13 +84,6 @@ async def _next(items: AsyncIterator[T]) -> T:
     return await anext(items)
 
 
-async def _close(items: AsyncIterator[object]) -> None:
-    """``aclose()`` the core's generator: its ``finally`` frees the subscription's slot."""
-    aclose = getattr(items, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 def _sse(payload: object, *, event: str, event_id: str | None = None) -> ServerSentEvent:
     return ServerSentEvent(encode_json(payload).decode(), event=event, id=event_id, sep=SEPARATOR)
 
@@ -113,7 +106,7 @@ class _Reader:
     """The core's event generator and the task reading its next item. Reading happens in a task of its own so that
     the response can wait for the next item and for the server's shutdown at once, without cancelling the read."""
 
-    def __init__(self, events: AsyncIterator[TaskEvent | Gap]) -> None:
+    def __init__(self, events: AsyncGenerator[TaskEvent | Gap, None]) -> None:
         self.events = events
         self.pending: asyncio.Task[TaskEvent | Gap] = asyncio.ensure_future(_next(events))
         self._closed = False
@@ -132,7 +125,7 @@ class _Reader:
             await asyncio.wait({self.pending})
             if not self.pending.cancelled():
                 self.pending.exception()  # seen: an ending that raced the close is no "never retrieved" warning
-            await _close(self.events)
+            await self.events.aclose()  # the core generator's ``finally`` frees the subscription's slot
 
 
 async def _stream(reader: _Reader, stopping: anyio.Event, request_id: str) -> AsyncIterator[ServerSentEvent]:

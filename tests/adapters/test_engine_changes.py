@@ -6,17 +6,13 @@ task finished through A disappears from B's next read once B has heard the engin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
-
-import httpx
 
 from gateway.adapters.engine_changes import change_from_event
 from gateway.core.changes import ChangeKind
 from gateway.engine import UserTaskEvent
-from gateway.metrics import metric_in
-from tests.servers import EngineServer, GatewayServer
+from tests.servers import EngineServer, GatewayServer, poll
 
 LIST = "{ userTasks { nodes { id } } }"
 FINISH = "mutation($id: ID!) { finishUserTask(id: $id, result: {approved: true}) { __typename } }"
@@ -26,19 +22,8 @@ def listed(gateway: GatewayServer) -> list[str]:
     return [node["id"] for node in gateway.graphql(LIST)["data"]["userTasks"]["nodes"]]
 
 
-def metric(gateway: GatewayServer, name: str) -> float:
-    return metric_in(httpx.get(gateway.url + "/metrics").text, name)
-
-
 def connected(gateway: GatewayServer) -> bool:
-    return metric(gateway, "gateway_engine_stream_connects_total") >= 1
-
-
-def eventually(check: Callable[[], bool], seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.05)
+    return gateway.metric("gateway_engine_stream_connects_total") >= 1
 
 
 def start_approval(engine: EngineServer, amount: int = 5) -> str:
@@ -51,7 +36,7 @@ def test_a_task_finished_through_one_gateway_leaves_the_cached_list_of_another(
 ) -> None:
     a = gateway_factory(GATEWAY_CACHE_TTL_SECONDS=60)
     b = gateway_factory(GATEWAY_CACHE_TTL_SECONDS=60)
-    eventually(lambda: connected(a) and connected(b))
+    poll(lambda: connected(a) and connected(b), within=15)
     task_id = start_approval(approval_engine)
     b.engine_events_settled()
     assert listed(b) == [task_id]
@@ -59,9 +44,9 @@ def test_a_task_finished_through_one_gateway_leaves_the_cached_list_of_another(
     assert listed(b) == [task_id]
     assert b.engine_calls() == calls  # B answers from its cache now
 
-    events_before = metric(b, "gateway_engine_events_total")
+    events_before = b.metric("gateway_engine_events_total")
     assert a.graphql(FINISH, {"id": task_id})["data"]["finishUserTask"]["__typename"] == "FinishedUserTask"
-    eventually(lambda: metric(b, "gateway_engine_events_total") > events_before)
+    poll(lambda: b.metric("gateway_engine_events_total") > events_before, within=15)
     assert task_id not in listed(b)
 
 
@@ -69,12 +54,12 @@ def test_an_interrupted_engine_stream_reconnects_and_counts_the_gap(
     approval_engine: EngineServer, gateway_factory: Callable[..., GatewayServer]
 ) -> None:
     gateway = gateway_factory()
-    eventually(lambda: connected(gateway))
+    poll(lambda: connected(gateway), within=15)
     approval_engine.restart()
-    eventually(lambda: metric(gateway, "gateway_engine_stream_gaps_total") == 1, seconds=30)
-    assert metric(gateway, "gateway_engine_stream_connects_total") == 2
+    poll(lambda: gateway.metric("gateway_engine_stream_gaps_total") == 1, within=30)
+    assert gateway.metric("gateway_engine_stream_connects_total") == 2
     task_id = start_approval(approval_engine)  # and it hears events again
-    eventually(lambda: task_id in listed(gateway))
+    poll(lambda: task_id in listed(gateway), within=15)
 
 
 def event(name: str, **body: Any) -> UserTaskEvent:

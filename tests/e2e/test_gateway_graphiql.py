@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -12,9 +11,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from gateway.metrics import metric_in
 from tests.e2e.browser import chromium_page
-from tests.servers import DUMMY_TOKEN, GatewayServer, gateway_with_embedded_engine
+from tests.servers import DUMMY_TOKEN, GatewayServer, gateway_with_embedded_engine, poll
 
 pytestmark = pytest.mark.browser
 
@@ -27,17 +25,6 @@ def demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewaySe
     gateway = gateway_with_embedded_engine(tmp_path_factory.mktemp("demo"), demo=True).start()
     yield gateway
     gateway.stop()
-
-
-def metric(gateway: GatewayServer, name: str) -> float:
-    return metric_in(httpx.get(gateway.url + "/metrics").text, name)
-
-
-def poll(condition: Callable[[], bool], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_graphiql_shows_demo_tasks(demo_gateway: GatewayServer, tmp_path: Path) -> None:
@@ -71,7 +58,7 @@ def test_graphiql_shows_a_live_event_of_a_task_the_test_finishes(demo_gateway: G
         headers={"Authorization": f"Bearer {DUMMY_TOKEN}"},
     )
     started.raise_for_status()
-    poll(lambda: metric(demo_gateway, "gateway_engine_events_total") > 0)
+    poll(lambda: demo_gateway.metric("gateway_engine_events_total") > 0)
     instance = started.json()["processInstanceId"]
     tasks = demo_gateway.graphql(
         "query($i: [ID!]) { userTasks(filter: {processInstanceId: $i}) { nodes { id } } }", {"i": [instance]}
@@ -85,7 +72,7 @@ def test_graphiql_shows_a_live_event_of_a_task_the_test_finishes(demo_gateway: G
         page.goto(f"{origin}/graphql?q={quote(subscription)}")
         expect(page.locator(".graphiql-query-editor")).to_contain_text("userTaskEvents")
         page.locator(".graphiql-execute-button").click()
-        poll(lambda: metric(demo_gateway, "gateway_live_subscriptions") >= 1)
+        poll(lambda: demo_gateway.metric("gateway_live_subscriptions") >= 1)
 
         finished = demo_gateway.graphql(
             "mutation($id: ID!) { finishUserTask(id: $id, result: {approved: true}) { __typename } }", {"id": task_id}

@@ -31,10 +31,9 @@ from gateway.core.service import ServiceLimits, TaskService
 from gateway.gql.context import Context
 from gateway.gql.inputs import UserTaskFilter, to_filter
 from gateway.gql.schema import build_schema
-from gateway.metrics import metric_in
 from tests.core.fakes import FakeEngine, make_task
 from tests.embedded_engine.test_http_api import finish, reserve, token_for
-from tests.servers import DUMMY_TOKEN, REPO, EngineServer, GatewayServer, gateway_in_front_of
+from tests.servers import DUMMY_TOKEN, REPO, EngineServer, GatewayServer, gateway_in_front_of, poll
 
 EXAMPLES_DIR = REPO / "examples" / "processes"
 DEADLINE = 20.0  # seconds any one expected message may take (it usually takes milliseconds)
@@ -96,7 +95,7 @@ def following_events(gateway: GatewayServer, engine: EngineServer) -> GatewaySer
     The stream connects just after the gateway answers /healthz; a change made at the engine shows when it did.
     """
     engine.start_instance("LeaveRequest", {"days": 1}, correlationId=f"warm-up-{uuid.uuid4()}")
-    poll(lambda: metric_in(httpx.get(gateway.url + "/metrics").text, "gateway_engine_events_total") > 0)
+    poll(lambda: gateway.metric("gateway_engine_events_total") > 0)
     return gateway
 
 
@@ -255,15 +254,8 @@ async def connect(
             await client.stop()
 
 
-def poll(condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def live_subscriptions(gateway: GatewayServer) -> float:
-    return metric_in(httpx.get(gateway.url + "/metrics").text, "gateway_live_subscriptions")
+    return gateway.metric("gateway_live_subscriptions")
 
 
 def start_approval(engine: EngineServer, correlation_id: str, amount: int = 100) -> tuple[str, str]:
