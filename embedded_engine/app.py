@@ -8,6 +8,7 @@ JSON. Every error leaves in the engine's serialized error shape (see errors.py),
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from .store import (
 
 API_PREFIX = "/atlas_engine/api/v1"
 ENGINE_VERSION = "17.0.0-embedded"
+ENGINE_ID_META_KEY = "engine_id"
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,16 @@ class EngineApp:
     # -- routes ----------------------------------------------------------------------------------------------
 
     async def info(self, request: Request) -> Response:
+        # The official Python client's ApplicationInfo requires ``id`` (the SDK's type has it as optional): one
+        # id per engine installation, made on the first request and kept in the store, so a restart keeps it.
+        engine_id = self.core.store_meta(ENGINE_ID_META_KEY)
+        if engine_id is None:
+            engine_id = str(uuid.uuid4())
+            self.core.set_store_meta(ENGINE_ID_META_KEY, engine_id)
+            await self.store.durable()
         return JSONResponse(
             {
+                "id": engine_id,
                 "name": "ProcessCube Engine (embedded)",
                 "packageName": package_name,
                 "version": ENGINE_VERSION,

@@ -6,8 +6,8 @@ ties them together and owns the rules of the engine's contract (``docs/engine.md
 - Who may see a task: a user task in a lane exists only for identities that may see the lane (lanes are claims,
   see :mod:`embedded_engine.identity`): queries leave it out, actions on it answer 404.
 - Who may act: every change needs the ``engine_write`` scope (403). A reserved task cannot be reserved for
-  another user (409) and only its owner may finish it (409); only the owner or an admin may cancel the
-  reservation (409).
+  another user (409) and only its owner may finish it (409); anyone who may act on it may cancel the
+  reservation.
 - Which error answers which mistake: an unknown id, or a user task that no longer waits, is 404; a request that
   contradicts itself or the model (a start event or end event the model does not have) is 400; a conflict with
   what is deployed or has happened (a definitions id deployed with other content, an instance that already
@@ -395,16 +395,11 @@ class EngineCore:
     async def cancel_reservation(self, flow_node_instance_id: str, identity: Identity) -> None:
         self._require_write(identity)
         row = self._visible_user_task(flow_node_instance_id, identity)
-        current = row["actual_owner_id"]
-        if current is None:
+        # Anyone with write access who can see the task may cancel its reservation, not only its owner: the
+        # seed's workflow "Reservierung aufheben" releases other users' reservations (a colleague away, a task
+        # left reserved). Finishing stays the owner's (see finish).
+        if row["actual_owner_id"] is None:
             return
-        if current != identity.user_id and not identity.is_admin:
-            raise EngineHttpError(
-                409,
-                f"User task '{flow_node_instance_id}' is reserved for another user; only that user or an admin"
-                " can cancel the reservation.",
-                additional_information={"actualOwnerId": current},
-            )
         self._store.update_flow_node(flow_node_instance_id, actual_owner_id=None, updated_at=now_iso())
         row["actual_owner_id"] = None
         message = task_event(row)

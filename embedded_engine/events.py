@@ -12,7 +12,10 @@ module only transports it, to
 - Socket.IO: namespace ``/api``, path ``/socket.io``, the token raw (``Bearer `` tolerated) in the
   ``Authorization`` header, as the official TypeScript client sends it (or, our addition for browsers that
   cannot set headers, as ``auth={"token": ...}``). Every event goes to each connected client that may see it,
-  with the event name as the Socket.IO event name and the EventMessage as data.
+  with the EventMessage as data, under the Socket.IO name the official client listens for
+  (:data:`SOCKETIO_EVENT_NAMES`: the long-polling name, but ``OnProcessStarted``, ``OnProcessFinished``,
+  ``OnProcessError``, ``OnProcessTerminated`` for ``process_started``, ``process_ended``, ``process_error``,
+  ``process_terminated``).
 
 Visibility: an event about a task in a lane reaches only identities that may see the lane
 (:meth:`Identity.can_see_lane`); the lane is the ``lane`` argument of :meth:`EventBus.publish`, else the
@@ -30,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +49,9 @@ from embedded_engine.identity import Identity, IdentityResolver
 
 __all__ = [
     "EVENT_NAMES",
+    "OTHER_EVENTS",
     "PROCESS_EVENTS",
+    "SOCKETIO_EVENT_NAMES",
     "SOCKETIO_NAMESPACE",
     "SOCKETIO_PATH",
     "USER_TASK_EVENTS",
@@ -65,7 +70,36 @@ USER_TASK_EVENTS = (
     "user_task_reservation_canceled",
 )
 PROCESS_EVENTS = ("process_started", "process_ended", "process_terminated", "process_error")
-EVENT_NAMES: frozenset[str] = frozenset(USER_TASK_EVENTS + PROCESS_EVENTS)
+# Events other parts of the engine publish (external tasks, manual and untyped tasks, messages, signals, catch
+# and boundary events), under the long-polling names of the engine's OpenAPI document.
+OTHER_EVENTS = (
+    "external_task_created",
+    "external_task_locked",
+    "external_task_unlocked",
+    "external_task_expired",
+    "manual_task_waiting",
+    "manual_task_finished",
+    "untyped_task_waiting",
+    "untyped_task_finished",
+    "message_triggered",
+    "signal_triggered",
+    "intermediate_catch_event_reached",
+    "intermediate_catch_event_finished",
+    "boundary_event_triggered",
+)
+EVENT_NAMES: frozenset[str] = frozenset(USER_TASK_EVENTS + PROCESS_EVENTS + OTHER_EVENTS)
+
+# The bus, its publishers and long polling use the long-polling names (``/notifications/long_polling/<name>``);
+# Socket.IO emits under the names the official TypeScript client listens for (its ``socketSettings.paths``,
+# @5minds/processcube_engine_client 6.1.4, Types/SocketSettings.js): the same for every event here but the
+# process events, which it calls ``OnProcess*``.
+SOCKETIO_EVENT_NAMES: Mapping[str, str] = {
+    **{name: name for name in EVENT_NAMES},
+    "process_started": "OnProcessStarted",
+    "process_ended": "OnProcessFinished",
+    "process_error": "OnProcessError",
+    "process_terminated": "OnProcessTerminated",
+}
 
 SOCKETIO_NAMESPACE = "/api"
 SOCKETIO_PATH = "socket.io"
@@ -332,7 +366,7 @@ def create_socketio_server(
     async def forward(sid: str, subscription: Subscription) -> None:
         try:
             async for event_name, message in subscription:
-                await sio.emit(event_name, message, to=sid, namespace=namespace)
+                await sio.emit(SOCKETIO_EVENT_NAMES[event_name], message, to=sid, namespace=namespace)
             if subscription.dropped:
                 logger.warning("disconnecting Socket.IO client %s: it fell too far behind", sid)
                 await sio.disconnect(sid, namespace=namespace)

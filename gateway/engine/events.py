@@ -1,11 +1,12 @@
 """The engine's user task notifications as an async iterator.
 
 Socket.IO first (namespace `/api`, path `/socket.io`, the raw token in an `Authorization` header: what the
-official TypeScript client does), long polling (`GET /notifications/long_polling/{event}`) as the fallback
-when the engine answers but offers no Socket.IO (an engine that is down is asked again, not given up on). A
-dropped connection is re-established with backoff; failures that a reconnect cannot fix (refused credentials, an
-engine without notifications) end the iteration with the error. Events that happen while disconnected are lost;
-`on_connect` tells the consumer of every (re)connect, in order with the events.
+official TypeScript client does; process events under their Socket.IO names, `OnProcessFinished`...), long
+polling (`GET /notifications/long_polling/{event}`) as the fallback when the engine answers but offers no
+Socket.IO (an engine that is down is asked again, not given up on). A dropped connection is re-established with
+backoff; failures that a reconnect cannot fix (refused credentials, an engine without notifications) end the
+iteration with the error. Events that happen while disconnected are lost; `on_connect` tells the consumer of every
+(re)connect, in order with the events.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .errors import (
     ProcessCubeException,
 )
 from .retry import RetryPolicy
-from .wire import UserTaskEvent, event_from_wire
+from .wire import SOCKETIO_EVENT_NAMES, UserTaskEvent, event_from_wire
 
 __all__ = ["EventMode", "UserTaskEventStream"]
 
@@ -182,7 +183,8 @@ class UserTaskEventStream:
             sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, http_session=session)
             dropped = asyncio.Event()
             for name in self._events:
-                sio.on(name, self._socketio_handler(name), namespace="/api")
+                # the engine emits process events under other names on Socket.IO (OnProcessFinished...)
+                sio.on(SOCKETIO_EVENT_NAMES.get(name, name), self._socketio_handler(name), namespace="/api")
 
             async def on_disconnect(*_: Any, _dropped: asyncio.Event = dropped) -> None:
                 _dropped.set()

@@ -16,6 +16,7 @@ from .errors import ProtocolError
 
 __all__ = [
     "PROCESS_EVENTS",
+    "SOCKETIO_EVENT_NAMES",
     "USER_TASK_EVENTS",
     "USER_TASK_FLOW_NODE_TYPE",
     "Filter",
@@ -41,6 +42,15 @@ USER_TASK_EVENTS: Final[tuple[str, ...]] = (
 )
 #: The engine's process notifications; a process that ends (terminated, failed) takes its waiting tasks with it.
 PROCESS_EVENTS: Final[tuple[str, ...]] = ("process_started", "process_ended", "process_terminated", "process_error")
+#: The Socket.IO name of each event (the names above are long polling's): the official TypeScript client's
+#: `socketSettings.paths` calls the process events `OnProcess*`; the user task events keep their names.
+SOCKETIO_EVENT_NAMES: Final[Mapping[str, str]] = {
+    **{name: name for name in USER_TASK_EVENTS},
+    "process_started": "OnProcessStarted",
+    "process_ended": "OnProcessFinished",
+    "process_terminated": "OnProcessTerminated",
+    "process_error": "OnProcessError",
+}
 
 #: A filter value: one value, several (matched as "any of"), or None (no filter).
 Filter = str | Sequence[str] | None

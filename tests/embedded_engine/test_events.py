@@ -350,8 +350,9 @@ async def test_socketio_tolerates_bearer_prefix_and_the_dummy_token(
 
     engine.bus.publish("process_ended", {"processInstanceId": "pi-1", "correlationId": "corr-1"})
 
+    # on Socket.IO, process events carry the official client's names (process_ended is OnProcessFinished)
     assert await listener.next() == (
-        "process_ended",
+        "OnProcessFinished",
         {"processInstanceId": "pi-1", "correlationId": "corr-1"},
     )
 
