@@ -26,8 +26,11 @@ from .model import (
     FormField,
     InstanceSnapshot,
     InstanceState,
+    OutboundEvent,
     ParsedDefinitions,
     ProcessModelDef,
+    Wait,
+    WaitKind,
 )
 from .parsing import DeployError, parse_definitions
 from .runner import ProcessRunner
@@ -41,8 +44,11 @@ __all__ = [
     "FormField",
     "InstanceSnapshot",
     "InstanceState",
+    "OutboundEvent",
     "ParsedDefinitions",
     "ProcessModelDef",
     "ProcessRunner",
+    "Wait",
+    "WaitKind",
     "parse_definitions",
 ]

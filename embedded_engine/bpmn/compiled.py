@@ -19,10 +19,12 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 from .model import FlowNodeDef
-from .scripts import Condition, JsScriptEngine, Script
+from .scripts import Condition, JsScriptEngine, Script, TimerExpression
 from .tokens import TokenKeeper
 
 __all__ = ["CompiledDefinitions", "CompiledProcess"]
@@ -51,6 +53,7 @@ class CompiledDefinitions:
         conditions: dict[str, Condition],
         scripts: dict[str, Script],
         processes: dict[str, CompiledProcess],
+        timers: dict[str, TimerExpression] | None = None,
     ) -> None:
         self.nodes = nodes
         self.original_ids = original_ids
@@ -62,7 +65,7 @@ class CompiledDefinitions:
             self.gateway_flows.setdefault(cond.source_id, []).append(cond)
         self.tokens = TokenKeeper(original_ids)
         self.tokens.wire(self.specs())
-        self.engine = JsScriptEngine(conditions, scripts, self.tokens)
+        self.engine = JsScriptEngine(conditions, scripts, self.tokens, timers)
         config = dict(CAMUNDA_CONFIG)
         config[BpmnWorkflow] = _state_only_converter(processes)
         self.serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
@@ -72,9 +75,40 @@ class CompiledDefinitions:
         for compiled in self.processes.values():
             yield from [compiled.spec, *compiled.subprocess_specs.values()]
 
+    def start_triggers(self, kind: str, name: str) -> list[tuple[str, str]]:
+        """The (process model id, start event id) pairs whose start event a ``kind`` event called ``name`` starts."""
+        return [
+            (process_id, self.original_id(spec.bpmn_id))
+            for process_id, compiled in self.processes.items()
+            for spec in compiled.spec.task_specs.values()
+            if getattr(spec, "bpmn_id", None) is not None
+            and spec.__class__.__name__ == "StartEvent"
+            and _trigger(spec) == (kind, name)
+        ]
+
+    def start_trigger(self, process_id: str, start_event_id: str) -> tuple[str, str] | None:
+        """What starts this start event besides the API: ``("message"|"signal", name)``, or None for a none start."""
+        compiled = self.processes.get(process_id)
+        if compiled is None:
+            return None
+        for spec in compiled.spec.task_specs.values():
+            bpmn_id = getattr(spec, "bpmn_id", None)
+            if bpmn_id is not None and self.original_id(bpmn_id) == start_event_id:
+                return _trigger(spec)
+        return None
+
     def original_id(self, spiff_id: str) -> str:
         """The model's id of a flow node SpiffWorkflow knows as ``spiff_id``."""
         return self.original_ids.get(spiff_id, spiff_id)
+
+
+def _trigger(spec: Any) -> tuple[str, str] | None:
+    definition = getattr(spec, "event_definition", None)
+    if isinstance(definition, MessageEventDefinition):
+        return ("message", str(definition.name))
+    if isinstance(definition, SignalEventDefinition):
+        return ("signal", str(definition.name))
+    return None
 
 
 def _state_only_converter(processes: Mapping[str, CompiledProcess]) -> type:

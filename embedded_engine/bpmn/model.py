@@ -23,8 +23,11 @@ __all__ = [
     "FormField",
     "InstanceSnapshot",
     "InstanceState",
+    "OutboundEvent",
     "ParsedDefinitions",
     "ProcessModelDef",
+    "Wait",
+    "WaitKind",
 ]
 
 
@@ -134,3 +137,30 @@ class InstanceSnapshot:
     end_event_id: str | None
     end_token: Any | None
     error: dict[str, Any] | None
+
+
+WaitKind = Literal["message", "signal", "timer"]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a running instance waits for besides people and workers.
+
+    A message or signal by ``name``, or a timer that is ``due_at`` (ISO 8601, UTC) at the catch event (or boundary
+    event) ``flow_node_id``.
+    """
+
+    kind: WaitKind
+    name: str | None
+    due_at: str | None
+    flow_node_id: str
+    flow_node_instance_id: str
+
+
+@dataclass(frozen=True)
+class OutboundEvent:
+    """A message or signal an instance threw that nothing inside it caught; the engine delivers it to the others."""
+
+    kind: WaitKind
+    name: str
+    payload: Any

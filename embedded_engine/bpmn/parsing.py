@@ -16,8 +16,13 @@ once, after the document is rewritten for it:
 - **Code is replaced by keys.** Every condition and script becomes an opaque key, the JavaScript goes into the
   tables of the script engine (:mod:`.scripts`): no Python ever sees model code. A sequence flow without a
   condition out of a branching gateway gets an always-true one, as ProcessCube takes it.
-- **Empty tasks pass through.** An empty ``bpmn:task`` is a pass-through in ProcessCube; SpiffWorkflow would wait
-  for a human there.
+- **Code is replaced by keys, timers too.** A timer's ``timeDuration``/``timeDate``/``timeCycle`` becomes a key as
+  well; :mod:`.scripts` resolves it to the literal ISO 8601 text, or evaluates it as JavaScript over the token when
+  it is not one.
+- **What cannot run is refused.** Complex gateways, ad-hoc and transaction subprocesses, business rule tasks,
+  conditional, compensation and link events, loops and multi-instance activities, timer start events (cronjobs),
+  service tasks that are not external, call activities to other documents: a :class:`DeployError` that names the
+  element, at deploy, never an instance that stalls later.
 """
 
 from __future__ import annotations
@@ -27,12 +32,11 @@ import re
 from typing import Any, Final
 
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 
 from .compiled import CompiledDefinitions, CompiledProcess
 from .model import EnumValue, FlowNodeDef, FormField, ParsedDefinitions, ProcessModelDef
-from .scripts import Condition, Script, condition_key, script_key
+from .scripts import Condition, Script, TimerExpression, condition_key, script_key, timer_key
 
 # lxml ships no type stubs (and pyproject does not list it for mypy): import it as an untyped module.
 etree: Any = importlib.import_module("lxml.etree")
@@ -199,6 +203,65 @@ def _strip_data_wiring(root: Any) -> None:
             parent.remove(el)
 
 
+def _refuse_unsupported(root: Any) -> None:
+    """Refuse at deploy what the embedded engine cannot run, naming the element; never accept it and stall later."""
+
+    def refuse(el: Any, why: str) -> None:
+        name = f' "{el.get("name")}"' if el.get("name") else ""
+        raise DeployError(f'"{el.get("id")}"{name} ({_bpmn_type(_local(el.tag))}): {why}')
+
+    unsupported_nodes = {
+        "complexGateway": "complex gateways are not supported by the embedded engine",
+        "adHocSubProcess": "ad-hoc subprocesses are not supported by the embedded engine",
+        "businessRuleTask": "business rule tasks (DMN) are not supported by the embedded engine",
+        "transaction": "transaction subprocesses are not supported by the embedded engine",
+    }
+    unsupported_events = {
+        "conditionalEventDefinition": "conditional events are not supported by the embedded engine",
+        "compensateEventDefinition": "compensation events are not supported by the embedded engine",
+        "linkEventDefinition": "link events are not supported by the embedded engine",
+    }
+    called = {str(p.get("id")) for p in root.findall(_B + "process")}
+    for el in root.iter():
+        if not isinstance(el.tag, str) or etree.QName(el.tag).namespace != BPMN_NS:
+            continue
+        local = _local(el.tag)
+        if local in unsupported_nodes:
+            refuse(el, unsupported_nodes[local])
+        if local in _FLOW_NODE_TAGS:
+            for child in el:
+                child_local = _local(child.tag)
+                if child_local in unsupported_events:
+                    refuse(el, unsupported_events[child_local])
+                if child_local in ("multiInstanceLoopCharacteristics", "standardLoopCharacteristics"):
+                    refuse(el, "loops and multi-instance activities are not supported by the embedded engine")
+        if local == "startEvent" and el.find(_B + "timerEventDefinition") is not None:
+            parent = el.getparent()
+            if parent is not None and _local(parent.tag) == "process":
+                refuse(el, "timer start events (ProcessCube cronjobs) are not supported by the embedded engine")
+        if local == "serviceTask" and el.get(_C + "type") != "external":
+            refuse(el, 'only external service tasks (camunda:type="external" with a camunda:topic) can run')
+        if local == "serviceTask" and not el.get(_C + "topic"):
+            refuse(el, "an external service task needs a camunda:topic")
+        if local == "callActivity" and el.get("calledElement") not in called:
+            refuse(el, f'calls "{el.get("calledElement")}", which is not a process of this document')
+        if local == "timerEventDefinition":
+            owner = el.getparent()
+            expressions = [c for c in el if _local(c.tag) in ("timeDuration", "timeDate", "timeCycle")]
+            if len(expressions) != 1 or not (expressions[0].text or "").strip():
+                refuse(owner, "a timer needs exactly one of timeDuration, timeDate or timeCycle with a value")
+        if local in ("messageEventDefinition", "signalEventDefinition"):
+            kind = "messageRef" if local == "messageEventDefinition" else "signalRef"
+            ref = el.get(kind)
+            target = (
+                root.find(f".//{_B}{'message' if kind == 'messageRef' else 'signal'}[@id='{ref}']") if ref else None
+            )
+            if target is None or not target.get("name"):
+                refuse(
+                    el.getparent(), f"the {local[: -len('EventDefinition')]} event needs a {kind} to a named element"
+                )
+
+
 def _reserved(node_id: str, process_ids: set[str]) -> bool:
     return node_id in _RESERVED_IDS or node_id in process_ids or node_id.endswith(_RESERVED_SUFFIXES)
 
@@ -232,8 +295,11 @@ def _rename_reserved(root: Any, ids: set[str], process_ids: set[str]) -> dict[st
     return {new: old for old, new in renames.items()}
 
 
-def _rewrite_code(root: Any, original_ids: dict[str, str]) -> tuple[dict[str, Condition], dict[str, Script]]:
-    """Replace every condition and script by an opaque key SpiffWorkflow passes back to our script engine."""
+def _rewrite_code(
+    root: Any, original_ids: dict[str, str], timers: dict[str, TimerExpression]
+) -> tuple[dict[str, Condition], dict[str, Script]]:
+    """Replace every condition, script and timer expression by an opaque key SpiffWorkflow passes back to our
+    script engine; the timer expressions go into ``timers``."""
     nodes = {el.get("id"): el for el in root.iter() if el.get("id") is not None}
     outgoing: dict[str, list[Any]] = {}
     for flow in root.iter(_B + "sequenceFlow"):
@@ -263,6 +329,14 @@ def _rewrite_code(root: Any, original_ids: dict[str, str]) -> tuple[dict[str, Co
             cond.remove(child)
         cond.text = key
     scripts: dict[str, Script] = {}
+    for definition in root.iter(_B + "timerEventDefinition"):
+        owner = definition.getparent()
+        owner_id = str(owner.get("id"))
+        for expression in definition:
+            if _local(expression.tag) in ("timeDuration", "timeDate", "timeCycle"):
+                key = timer_key(owner_id)
+                timers[key] = TimerExpression(node_id=original_ids.get(owner_id, owner_id), text=expression.text or "")
+                expression.text = key
     for task in root.iter(_B + "scriptTask"):
         task_id = str(task.get("id"))
         script = task.find(_B + "script")
@@ -318,10 +392,12 @@ def parse_definitions(xml: str) -> ParsedDefinitions:
         if not model.start_events:
             raise DeployError(f'Process "{model.process_model_id}" has no start event')
 
+    _refuse_unsupported(root)
     process_ids = {str(p.get("id")) for p in processes}
     _strip_data_wiring(root)
     original_ids = _rename_reserved(root, ids, process_ids)
-    conditions, scripts = _rewrite_code(root, original_ids)
+    timers: dict[str, TimerExpression] = {}
+    conditions, scripts = _rewrite_code(root, original_ids, timers)
     nodes_by_id = {n.id: n for m in models for n in m.flow_nodes}
 
     spiff_parser = CamundaParser()
@@ -347,11 +423,7 @@ def parse_definitions(xml: str) -> ParsedDefinitions:
         original_ids=original_ids,
         conditions=conditions,
         scripts=scripts,
+        timers=timers,
         processes=compiled_processes,
     )
-    for spec in compiled.specs():
-        for task_spec in spec.task_specs.values() if spec is not None else ():
-            if isinstance(task_spec, NoneTask):
-                # An empty bpmn:task is a pass-through in ProcessCube; SpiffWorkflow waits for a human there.
-                task_spec.manual = False
     return ParsedDefinitions(definitions_id=definitions_id, xml=xml, process_models=tuple(models), compiled=compiled)

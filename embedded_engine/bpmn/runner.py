@@ -16,16 +16,32 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from uuid import UUID
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.defaults import ManualTask, ServiceTask, UserTask
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ManualTask, NoneTask, ServiceTask, UserTask
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
 from .compiled import CompiledDefinitions, CompiledProcess
-from .model import FlowNodeInstanceSnapshot, FlowNodeState, InstanceSnapshot, InstanceState, ParsedDefinitions
+from .model import (
+    FlowNodeInstanceSnapshot,
+    FlowNodeState,
+    InstanceSnapshot,
+    InstanceState,
+    OutboundEvent,
+    ParsedDefinitions,
+    Wait,
+    WaitKind,
+)
 from .scripts import ModelError
 from .tokens import completed_token, completion_order, set_initial_token, set_result
 
@@ -33,8 +49,30 @@ __all__ = ["ProcessRunner"]
 
 # Keys in SpiffWorkflow's task.internal_data / workflow.data (the token's keys are in .tokens).
 _TERMINATED: Final = "pc_terminated"  # a reached node that terminate() (or an error elsewhere) ended
+_CANCELED: Final = "pc_canceled"  # a reached node that an interrupting boundary event (or event gateway) cancelled
+_MESSAGE_RESULT_VAR: Final = "pc_message"  # where SpiffWorkflow's Camunda message catch puts its payload (unused)
 _WF_ERROR: Final = "pc_error"
 _WF_TERMINATED: Final = "pc_terminated"
+
+
+_PASS: Final = object()  # "no result": the node passes its token on unchanged
+
+
+def _timer_due(task: Any, definition: Any) -> str | None:
+    """When a waiting timer fires, as an ISO 8601 UTC string; None until SpiffWorkflow has computed it."""
+    value = task.internal_data.get("event_value")
+    if value is None:
+        return None
+    try:
+        if isinstance(definition, CycleTimerEventDefinition):
+            if not isinstance(value, dict) or value.get("cycles") == 0:
+                return None
+            when = datetime.fromisoformat(str(value["next"]))
+        else:
+            when = TimerEventDefinition.get_datetime(str(value))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _iter_tasks(workflow: Any) -> Iterator[Any]:
@@ -50,7 +88,8 @@ class ProcessRunner:
     event loop thread).
     """
 
-    _USER_SPECS: ClassVar[tuple[type, ...]] = (UserTask, ManualTask)
+    # Where the instance waits for someone: a user task, a manual task, an untyped (empty) task.
+    _USER_SPECS: ClassVar[tuple[type, ...]] = (UserTask, ManualTask, NoneTask)
 
     def __init__(self, definitions: ParsedDefinitions, process_model_id: str, workflow: Any) -> None:
         compiled = definitions.compiled
@@ -100,9 +139,11 @@ class ProcessRunner:
         workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=compiled.engine)
         set_initial_token(workflow, token)
         runner = cls(definitions, process_model_id, workflow)
-        if len(start_ids) > 1:
-            # Several none start events: run the one asked for, else the first in the document (our choice).
-            runner._select_start_event(start_event_id or start_ids[0])
+        chosen = start_event_id or start_ids[0]
+        if len(start_ids) > 1 or compiled.start_trigger(process_model_id, chosen) is not None:
+            # Several start events, or one that waits for a message or signal: run the one asked for, else the
+            # first in the document (our choice); a start through the API needs no message.
+            runner._select_start_event(chosen)
         runner._run()
         return runner
 
@@ -127,15 +168,82 @@ class ProcessRunner:
 
     def finish_user_task(self, flow_node_instance_id: str, result: dict[str, Any]) -> None:
         """Complete a suspended user task with ``result`` and run on; ``KeyError`` if there is no such task."""
-        task = self._find_task(flow_node_instance_id)
-        if (
-            task is None
-            or not isinstance(task.task_spec, self._USER_SPECS)
-            or task.state != TaskState.READY
-            or self._closed()
-        ):
-            raise KeyError(flow_node_instance_id)
-        self._complete_with(task, result, run=True)
+        self._complete_with(self._waiting(flow_node_instance_id, UserTask), result, run=True)
+
+    def finish_manual_task(self, flow_node_instance_id: str) -> None:
+        """Complete a suspended manual task (its token passes on unchanged) and run on; ``KeyError`` if none."""
+        self._complete_with(self._waiting(flow_node_instance_id, ManualTask), _PASS, run=True)
+
+    def finish_untyped_task(self, flow_node_instance_id: str) -> None:
+        """Complete a suspended untyped (empty) task (its token passes on unchanged), run on; ``KeyError`` if none."""
+        self._complete_with(self._waiting(flow_node_instance_id, NoneTask), _PASS, run=True)
+
+    def catch(self, kind: WaitKind, name: str, payload: Any = None) -> bool:
+        """Deliver a message or signal called ``name``; False (and nothing changes) when nothing here waits for it.
+
+        Each catching node's result is ``payload`` (it becomes ``token.current``); without a payload the token passes
+        on unchanged. A caught event at a boundary interrupts its activity when the boundary event is interrupting.
+        """
+        if self._closed() or kind == "timer":
+            return False
+        definition_type = MessageEventDefinition if kind == "message" else SignalEventDefinition
+        catchers = [
+            task
+            for task in _iter_tasks(self._workflow)
+            if task.state == TaskState.WAITING
+            and isinstance(getattr(task.task_spec, "event_definition", None), definition_type)
+            and task.task_spec.event_definition.name == name
+        ]
+        if not catchers:
+            return False
+        try:
+            value = json.loads(json.dumps(payload))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"The payload is not JSON: {exc}") from exc
+        if value is not None:
+            for task in catchers:
+                set_result(task, copy.deepcopy(value))
+        definition = catchers[0].task_spec.event_definition
+        spiff_payload = {"payload": None, "result_var": _MESSAGE_RESULT_VAR} if kind == "message" else None
+        self._interruptible(lambda: self._workflow.catch(BpmnEvent(definition, payload=spiff_payload)))
+        return True
+
+    def fire_timers(self) -> None:
+        """Let every timer whose time has come fire, and run on from there."""
+        if self._closed():
+            return
+        self._interruptible(self._workflow.refresh_timers)
+
+    def waits(self) -> tuple[Wait, ...]:
+        """What the instance waits for besides people and workers: messages, signals, timers (with their due time)."""
+        if self._closed() or self._workflow.is_completed():
+            return ()
+        found: list[Wait] = []
+        for task in _iter_tasks(self._workflow):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if task.state != TaskState.WAITING or definition is None:
+                continue
+            bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+            node_id = self._compiled.original_id(bpmn_id) if bpmn_id is not None else ""
+            if isinstance(definition, MessageEventDefinition):
+                found.append(Wait("message", definition.name, None, node_id, str(task.id)))
+            elif isinstance(definition, SignalEventDefinition):
+                found.append(Wait("signal", definition.name, None, node_id, str(task.id)))
+            elif isinstance(definition, TimerEventDefinition):
+                found.append(Wait("timer", None, _timer_due(task, definition), node_id, str(task.id)))
+        return tuple(found)
+
+    def outbound_events(self) -> tuple[OutboundEvent, ...]:
+        """Messages and signals the instance threw that nothing inside it caught: the engine delivers them on."""
+        found: list[OutboundEvent] = []
+        for event in self._workflow.get_events():
+            definition = event.event_definition
+            if isinstance(definition, MessageEventDefinition):
+                payload = event.payload.get("payload") if isinstance(event.payload, dict) else None
+                found.append(OutboundEvent("message", definition.name, payload))
+            elif isinstance(definition, SignalEventDefinition):
+                found.append(OutboundEvent("signal", definition.name, None))
+        return tuple(found)
 
     def finish_external_task(self, flow_node_instance_id: str, result: Any) -> None:
         """Complete a waiting external service task with ``result`` (what a worker would do), then run on.
@@ -185,22 +293,48 @@ class ProcessRunner:
         except Exception:
             return None
 
+    def _waiting(self, flow_node_instance_id: str, spec_type: type) -> Any:
+        """The suspended task of this type with this id; ``KeyError`` if there is none (or the instance ended)."""
+        task = self._find_task(flow_node_instance_id)
+        if task is None or not isinstance(task.task_spec, spec_type) or task.state != TaskState.READY or self._closed():
+            raise KeyError(flow_node_instance_id)
+        return task
+
     def _complete_with(self, task: Any, result: Any, *, run: bool) -> None:
-        try:
-            value = json.loads(json.dumps(result))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"The result is not JSON: {exc}") from exc
+        if result is not _PASS:
+            try:
+                value = json.loads(json.dumps(result))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"The result is not JSON: {exc}") from exc
+            set_result(task, value)
         self._snapshot = None
-        set_result(task, value)
-        try:
+
+        def complete() -> None:
             if run:
                 task.run()
             else:
                 task.complete()
+
+        self._interruptible(complete)
+
+    def _interruptible(self, action: Any) -> None:
+        """Run ``action`` then the engine steps; nodes it cancels on the way (an interrupting boundary event, the
+        other branches of an event-based gateway) are marked, so the snapshot reports them as ``"canceled"``."""
+        self._snapshot = None
+        open_before = [
+            task
+            for task in _iter_tasks(self._workflow)
+            if task.state & (TaskState.READY | TaskState.STARTED | TaskState.WAITING) and self._reached(task)
+        ]
+        try:
+            action()
         except Exception as exc:
             self._fail(exc)
             return
         self._run()
+        for task in open_before:
+            if task.state == TaskState.CANCELLED and not task.internal_data.get(_TERMINATED):
+                task.internal_data[_CANCELED] = True
 
     def _select_start_event(self, start_event_id: str) -> None:
         # With several start events SpiffWorkflow waits on all of them; run the helper tasks up to there, then
@@ -275,9 +409,10 @@ class ProcessRunner:
         if state & (TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR):
             return True
         if state == TaskState.WAITING:
-            return not isinstance(task.task_spec, UnstructuredJoin)
+            # a boundary event is no flow node instance of its own until it triggers
+            return not isinstance(task.task_spec, (UnstructuredJoin, BoundaryEvent))
         if state == TaskState.CANCELLED:
-            return bool(task.internal_data.get(_TERMINATED))
+            return bool(task.internal_data.get(_TERMINATED) or task.internal_data.get(_CANCELED))
         return False
 
     def _node_state(self, task: Any) -> FlowNodeState:
@@ -287,7 +422,11 @@ class ProcessRunner:
         if state == TaskState.ERROR:
             return "error"
         if state == TaskState.CANCELLED:
-            return "terminated"
+            return (
+                "canceled"
+                if task.internal_data.get(_CANCELED) and not task.internal_data.get(_TERMINATED)
+                else "terminated"
+            )
         if state == TaskState.READY:
             return "suspended" if isinstance(task.task_spec, self._USER_SPECS) else "running"
         return "suspended"

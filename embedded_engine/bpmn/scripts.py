@@ -14,6 +14,7 @@ with the message naming the sequence flow and the expression, or the script task
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,15 +26,32 @@ from embedded_engine import js
 
 from .tokens import TokenKeeper, set_result
 
-__all__ = ["Condition", "JsScriptEngine", "ModelError", "Script", "condition_key", "script_key"]
+__all__ = [
+    "Condition",
+    "JsScriptEngine",
+    "ModelError",
+    "Script",
+    "TimerExpression",
+    "condition_key",
+    "script_key",
+    "timer_key",
+]
 
 _CONDITION_KEY: Final = "pc-condition:"
 _SCRIPT_KEY: Final = "pc-script:"
+_TIMER_KEY: Final = "pc-timer:"
+# ISO 8601 as timers take it: a duration (P…), a repetition (R…/…), or a date and time (2026-11-25T10:00:00Z).
+_ISO_TIMER: Final = re.compile(r"^(P[0-9TYMWDHS.,]+|R\d*/.+|\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?)$")
 
 
 def condition_key(flow_id: str) -> str:
     """What stands in the document for the condition of sequence flow ``flow_id``."""
     return _CONDITION_KEY + flow_id
+
+
+def timer_key(node_id: str) -> str:
+    """What stands in the document for the timer expression of event ``node_id``."""
+    return _TIMER_KEY + node_id
 
 
 def script_key(task_id: str) -> str:
@@ -56,6 +74,31 @@ class Script:
 
     task_id: str
     body: str
+
+
+@dataclass(frozen=True)
+class TimerExpression:
+    """A timer's value as modelled: literal ISO 8601, or JavaScript over the token that yields it."""
+
+    node_id: str
+    text: str
+
+    def resolve(self, token: Any) -> str:
+        text = self.text.strip()
+        if _ISO_TIMER.match(text):
+            return text
+        try:
+            value = js.evaluate_expression(text, token)
+        except js.JsEvaluationError as exc:
+            raise ModelError(
+                f'Timer of "{self.node_id}" failed: `{text}`: {exc.message}', {"expression": text}
+            ) from exc
+        if not isinstance(value, str) or not _ISO_TIMER.match(value.strip()):
+            raise ModelError(
+                f'Timer of "{self.node_id}": `{text}` gave {value!r}, not an ISO 8601 duration, date or cycle',
+                {"expression": text},
+            )
+        return value.strip()
 
 
 class ModelError(Exception):
@@ -86,16 +129,29 @@ class JsScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     ``conditions`` and ``scripts`` are keyed by :func:`condition_key` and :func:`script_key`.
     """
 
-    def __init__(self, conditions: Mapping[str, Condition], scripts: Mapping[str, Script], tokens: TokenKeeper) -> None:
+    def __init__(
+        self,
+        conditions: Mapping[str, Condition],
+        scripts: Mapping[str, Script],
+        tokens: TokenKeeper,
+        timers: Mapping[str, TimerExpression] | None = None,
+    ) -> None:
         super().__init__(environment=_NoPythonEnvironment())
         self._conditions = conditions
         self._scripts = scripts
         self._tokens = tokens
+        self._timers = timers or {}
 
     def validate(self, expression: Any) -> None:
         raise ModelError("Expressions outside of sequence-flow conditions are not supported", {})
 
     def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
+        if expression is None:
+            # A message throw event without an expression (5Minds Studio writes none): it sends token.current.
+            return self._tokens.in_token(task)["current"]
+        timer = self._timers.get(expression) if isinstance(expression, str) else None
+        if timer is not None:
+            return timer.resolve(self._tokens.in_token(task))
         cond = self._conditions.get(expression) if isinstance(expression, str) else None
         if cond is None:
             raise ModelError(

@@ -69,7 +69,7 @@ def gateway_model(condition: str) -> str:
     return model(
         '<bpmn:startEvent id="start" />'
         '<bpmn:exclusiveGateway id="gw" default="f_default" />'
-        '<bpmn:task id="yes" name="Yes" /><bpmn:task id="no" name="No" />'
+        '<bpmn:intermediateThrowEvent id="yes" name="Yes" /><bpmn:intermediateThrowEvent id="no" name="No" />'
         '<bpmn:endEvent id="end_yes" /><bpmn:endEvent id="end_no" />'
         + flow("f0", "start", "gw")
         + flow("f_cond", "gw", "yes", condition)

@@ -15,7 +15,7 @@ from tests.embedded_engine.bpmn._helpers import (
 )
 
 
-def test_empty_task_and_throw_event_pass_the_token_through() -> None:
+def test_an_untyped_task_waits_and_passes_the_token_through_once_finished() -> None:
     xml = model(
         '<bpmn:startEvent id="start" /><bpmn:task id="t" name="Nothing" />'
         '<bpmn:intermediateThrowEvent id="thrown" /><bpmn:endEvent id="end" />'
@@ -23,7 +23,13 @@ def test_empty_task_and_throw_event_pass_the_token_through() -> None:
         + flow("f1", "t", "thrown")
         + flow("f2", "thrown", "end")
     )
-    snapshot = ProcessRunner.start(parse_definitions(xml), "TestProcess", initial_token={"k": "v"}).snapshot()
+    runner = ProcessRunner.start(parse_definitions(xml), "TestProcess", initial_token={"k": "v"})
+    (task,) = suspended(runner.snapshot())
+    assert (task.flow_node_id, task.flow_node_type) == ("t", "bpmn:Task")
+
+    runner.finish_untyped_task(task.flow_node_instance_id)
+
+    snapshot = runner.snapshot()
     assert snapshot.state == "finished"
     assert snapshot.end_token == {"k": "v"}
     assert [n.flow_node_type for n in snapshot.flow_node_instances] == [
