@@ -1,0 +1,97 @@
+"""(b) The official TypeScript client ``@5minds/processcube_engine_client`` 6.1.4, unchanged: user tasks, deploy,
+start, start-and-await, and notifications over Socket.IO."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers import EngineServer
+
+from ._harness import Steps, needs_node_client, run_driver
+
+pytestmark = [pytest.mark.integration, needs_node_client]
+
+PID = "OfficialClients_UserTasks"
+
+
+@pytest.fixture(scope="module")
+def user_tasks(engine: EngineServer) -> Steps:
+    return run_driver("ts_user_tasks.cjs", engine)
+
+
+@pytest.fixture(scope="module")
+def start_and_await(engine: EngineServer) -> Steps:
+    return run_driver("ts_start_and_await.cjs", engine)
+
+
+@pytest.fixture(scope="module")
+def notifications(engine: EngineServer) -> Steps:
+    return run_driver("ts_notifications.cjs", engine)
+
+
+def test_deploy_files_and_start(user_tasks: Steps) -> None:
+    user_tasks["deployFiles"]
+    assert user_tasks["processModels.getById"]["processModelId"] == PID
+    started = user_tasks["processModels.startProcessInstance"]
+    assert started["processInstanceId"]
+    assert started["correlationId"] == "official-ts-user-tasks"
+
+
+def test_user_task_query_shows_the_waiting_task(user_tasks: Steps) -> None:
+    task = user_tasks["userTasks.query"]
+    assert task["totalCount"] == 1
+    assert task["flowNodeId"] == "Antrag_pruefen"
+    assert task["flowNodeName"] == "Antrag prüfen"
+    assert task["flowNodeLane"] == "Sachbearbeitung"
+    assert task["flowNodeType"] == "bpmn:UserTask"
+    assert task["state"] == "suspended"
+    assert task["startToken"] == {"antragsnummer": 7}
+    assert task["formFieldIds"] == ["approved", "comment"]
+    assert task["actualOwnerId"] is None
+
+
+def test_reserve_cancel_and_finish(user_tasks: Steps) -> None:
+    assert user_tasks["userTasks.reserveUserTaskInstance"] == {"actualOwnerId": "sachbearbeiterin@example.com"}
+    assert user_tasks["userTasks.cancelUserTaskInstanceReservation"] == {"actualOwnerId": None}
+    user_tasks["userTasks.finishUserTask"]
+    finished = user_tasks["finished task"]
+    assert finished["state"] == "finished"
+    assert user_tasks["instance outcome"] == {"state": "finished", "endEvents": ["EndEvent_1"]}
+
+
+def test_persist_and_start_and_await_end_event(start_and_await: Steps) -> None:
+    start_and_await["processDefinitions.persistProcessDefinitions"]
+    answer = start_and_await["processModels.startProcessInstanceAndAwaitEndEvent"]
+    assert answer["processInstanceId"]
+    assert answer["endEventId"] == "EndEvent_Fertig"
+    assert answer["tokenPayload"] == {"bestellung": 42}
+
+
+def test_start_and_await_through_process_definitions(start_and_await: Steps) -> None:
+    answer = start_and_await["processDefinitions.startProcessInstanceAndAwaitEndEvent"]
+    assert answer["endEventId"] == "EndEvent_Fertig"
+    assert answer["tokenPayload"] == {"bestellung": 43}
+
+
+def test_start_and_await_a_specific_end_event(start_and_await: Steps) -> None:
+    answer = start_and_await["processModels.startProcessInstanceAndAwaitSpecificEndEvent"]
+    assert answer["endEventId"] == "EndEvent_Fertig"
+    assert answer["tokenPayload"] == {"bestellung": 44}
+
+
+def test_notifications_started_and_user_task_waiting(notifications: Steps) -> None:
+    notifications["socket connected"]
+    ids = notifications["ids"]
+    started = notifications["onProcessStarted"]
+    assert sorted(message["processInstanceId"] for message in started) == sorted(ids.values())
+    assert {message["processModelId"] for message in started} == {PID}
+    waiting = notifications["onUserTaskWaiting"]
+    assert sorted(message["processInstanceId"] for message in waiting) == sorted(ids.values())
+    assert {message["flowNodeId"] for message in waiting} == {"Antrag_pruefen"}
+    assert notifications["userTasks.onUserTaskWaiting"] >= 2
+
+
+def test_notifications_ended_and_terminated(notifications: Steps) -> None:
+    ids = notifications["ids"]
+    assert [message["processInstanceId"] for message in notifications["onProcessEnded"]] == [ids["finished"]]
+    assert [message["processInstanceId"] for message in notifications["onProcessTerminated"]] == [ids["terminated"]]
