@@ -27,6 +27,7 @@ from .authority import AuthError, Authority, ClientRecord
 from .core import FLOW_NODE_STATES, PROCESS_STATES, EngineCore
 from .errors import EXCEPTION_HANDLERS, EngineHttpError
 from .events import EventBus, create_socketio_server, long_polling_routes
+from .external_tasks import external_task_routes
 from .identity import Identity, IdentityResolver
 from .store import (
     FLOW_NODE_FILTER_COLUMNS,
@@ -278,6 +279,7 @@ class EngineApp:
             Route("/user_tasks/{task_id}/cancel-reservation", self.cancel_reservation, methods=["DELETE"]),
             Route("/user_tasks/{task_id}/finish", self.finish, methods=["PUT"]),
             *long_polling_routes(self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait),
+            *external_task_routes(self),
         ]
         return [
             Mount(API_PREFIX, routes=api),
@@ -285,6 +287,7 @@ class EngineApp:
         ]
 
     def close(self) -> None:
+        self.core.external_tasks.close()
         self.store.close()
 
 
@@ -298,6 +301,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if on_startup is not None:
             await on_startup(engine)
+        engine.core.external_tasks.start()  # re-arm the expiry of the external task locks in the store
         try:
             yield
         finally:

@@ -44,6 +44,7 @@ from .bpmn import (
 )
 from .errors import EngineHttpError
 from .events import EventBus
+from .external_tasks import ExternalTasks
 from .identity import Identity
 from .store import FlowNodeQuery, LaneScope, Store
 from .wire import (
@@ -95,6 +96,7 @@ class EngineCore:
         self._known_lanes: set[str] = set()
         self._runners: LRUCache[str, ProcessRunner] = LRUCache(maxsize=workflow_cache_size)
         self._waiters: dict[str, list[_Waiter]] = {}
+        self.external_tasks = ExternalTasks(self, store, bus)  # the external task API (external_tasks.py)
         self._load_definitions()
         # a failed group commit leaves workflows in memory that the store does not have: forget them all
         store.on_commit_failure(self._runners.clear)
@@ -567,6 +569,8 @@ class EngineCore:
             fields["terminated_by"] = terminated_by
         if snapshot.state == "error" and instance["state"] != "error":
             log.warning("process instance %s failed: %s", process_instance_id, snapshot.error)
+        # External tasks: created for the service tasks that now wait for a worker, ended with their nodes.
+        events += self.external_tasks.apply_snapshot(instance, runner, snapshot, stamp)
         self._store.update_instance(process_instance_id, **fields)
         return events
 

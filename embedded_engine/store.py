@@ -102,6 +102,37 @@ CREATE INDEX IF NOT EXISTS fni_owner ON flow_node_instances (actual_owner_id, st
 CREATE INDEX IF NOT EXISTS fni_created ON flow_node_instances (created_at, seq);
 """
 
+# External tasks (see embedded_engine/external_tasks.py): one row per external service task the token reached.
+# A task is fetchable while it is pending and not locked (locked = 0, or its lock expired: lock_expires_ms <= now).
+_SCHEMA += """
+CREATE TABLE IF NOT EXISTS external_tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    external_task_id TEXT NOT NULL UNIQUE,
+    flow_node_instance_id TEXT NOT NULL UNIQUE,
+    flow_node_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    is_single_try INTEGER NOT NULL,
+    process_instance_id TEXT NOT NULL,
+    process_model_id TEXT NOT NULL,
+    process_definition_id TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    payload_json TEXT NOT NULL,
+    worker_id TEXT,
+    locked INTEGER NOT NULL DEFAULT 0,
+    lock_expires_ms INTEGER,
+    lock_expiration_time TEXT,
+    state TEXT NOT NULL,
+    result_json TEXT,
+    error_json TEXT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS et_topic ON external_tasks (state, topic, seq);
+CREATE INDEX IF NOT EXISTS et_instance ON external_tasks (process_instance_id);
+CREATE INDEX IF NOT EXISTS et_lock ON external_tasks (state, locked, lock_expires_ms);
+"""
+
 # API filter name -> column. Each filter takes one value or several, comma-joined.
 FLOW_NODE_FILTER_COLUMNS: Mapping[str, str] = {
     "flowNodeInstanceId": "flow_node_instance_id",
@@ -448,6 +479,80 @@ class Store:
         if query.include_count:
             total = int(self._db.execute(f"SELECT COUNT(*) FROM flow_node_instances {where}", params).fetchone()[0])
         return [_flow_node_row(row) for row in rows], total
+
+    # -- external tasks (embedded_engine/external_tasks.py) ----------------------------------------------------
+
+    def insert_external_task(self, row: Mapping[str, Any]) -> None:
+        values = dict(row)
+        values["payload_json"] = _dumps(values.pop("payload"))
+        values["is_single_try"] = int(bool(values["is_single_try"]))
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        with self.transaction():
+            self._db.execute(f"INSERT INTO external_tasks ({columns}) VALUES ({marks})", values)
+
+    def update_external_task(self, external_task_id: str, **fields: Any) -> None:
+        values = dict(fields)
+        for key in ("result", "error"):
+            if key in values:
+                value = values.pop(key)
+                values[f"{key}_json"] = None if value is None else _dumps(value)
+        assignments = ", ".join(f"{key} = :{key}" for key in values)
+        values["external_task_id"] = external_task_id
+        with self.transaction():
+            self._db.execute(
+                f"UPDATE external_tasks SET {assignments} WHERE external_task_id = :external_task_id", values
+            )
+
+    def get_external_task(self, external_task_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM external_tasks WHERE external_task_id = ?", (external_task_id,)
+        ).fetchone()
+        return None if row is None else _external_task_row(row)
+
+    def external_tasks_of_instance(self, process_instance_id: str) -> dict[str, dict[str, Any]]:
+        """The instance's external tasks by flow node instance id."""
+        rows = self._db.execute(
+            "SELECT * FROM external_tasks WHERE process_instance_id = ? ORDER BY seq", (process_instance_id,)
+        ).fetchall()
+        return {str(row["flow_node_instance_id"]): _external_task_row(row) for row in rows}
+
+    def fetchable_external_tasks(self, topics: Sequence[str], now_ms: int) -> Iterator[dict[str, Any]]:
+        """Pending, unlocked tasks of these topics, oldest first (lazily: the caller stops when it has enough)."""
+        marks = ", ".join("?" for _ in topics)
+        cursor = self._db.execute(
+            f"SELECT * FROM external_tasks WHERE state = 'pending' AND topic IN ({marks})"
+            " AND (locked = 0 OR lock_expires_ms <= ?) ORDER BY seq",
+            [*topics, now_ms],
+        )
+        for row in cursor:
+            yield _external_task_row(row)
+
+    def expired_external_task_locks(self, now_ms: int) -> list[dict[str, Any]]:
+        """Pending tasks still marked locked whose lock has expired."""
+        rows = self._db.execute(
+            "SELECT * FROM external_tasks WHERE state = 'pending' AND locked = 1 AND lock_expires_ms <= ?"
+            " ORDER BY lock_expires_ms, seq",
+            (now_ms,),
+        ).fetchall()
+        return [_external_task_row(row) for row in rows]
+
+    def next_external_task_lock_expiry(self) -> int | None:
+        """When the next lock of a pending task expires (epoch milliseconds), None without any lock."""
+        row = self._db.execute(
+            "SELECT MIN(lock_expires_ms) FROM external_tasks WHERE state = 'pending' AND locked = 1"
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+
+def _external_task_row(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["payload"] = _loads(data.pop("payload_json"))
+    data["result"] = _loads(data.pop("result_json"))
+    data["error"] = _loads(data.pop("error_json"))
+    data["is_single_try"] = bool(data["is_single_try"])
+    data["locked"] = bool(data["locked"])
+    return data
 
 
 def _where(filters: Mapping[str, Sequence[str]], columns: Mapping[str, str]) -> tuple[str, list[Any]]:

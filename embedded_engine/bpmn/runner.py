@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
+from . import external as _external
 from .compiled import CompiledDefinitions, CompiledProcess
 from .model import (
     FlowNodeInstanceSnapshot,
@@ -261,6 +262,21 @@ class ProcessRunner:
             raise KeyError(flow_node_instance_id)
         self._complete_with(task, result, run=False)
 
+    def external_task(self, flow_node_instance_id: str) -> tuple[_external.ExternalTaskDef, Any] | None:
+        """The definition and payload of the waiting external service task with this id; None if it is not one."""
+        return _external.payload_of(self, flow_node_instance_id)
+
+    def error_external_task(
+        self, flow_node_instance_id: str, error_code: str, message: str | None = None, details: Any = None
+    ) -> bool:
+        """A worker's error for a waiting external service task (see :func:`.external.throw_error`).
+
+        The task becomes ``"error"``; an error boundary event of it whose error code matches (or that has none)
+        catches the error and the token leaves through it: True. Otherwise the instance fails with ``message``:
+        False. ``KeyError`` if there is no such waiting task.
+        """
+        return _external.throw_error(self, flow_node_instance_id, error_code, message, details)
+
     def terminate(self) -> None:
         """Cancel the instance: its reached, unfinished nodes become ``"terminated"``, the instance too."""
         if self._closed() or self._workflow.is_completed():
@@ -365,6 +381,8 @@ class ProcessRunner:
             self._workflow.do_engine_steps()
         except Exception as exc:
             self._fail(exc)
+            return
+        _external.prepare(self)  # the payloads of the external tasks just reached (see bpmn/external.py)
 
     def _fail(self, exc: BaseException) -> None:
         workflow = self._workflow
