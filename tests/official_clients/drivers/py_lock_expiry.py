@@ -1,0 +1,80 @@
+"""processcube_client's Client (sync): fetch_and_lock, extend_lock, finish; an expired lock lets another worker
+fetch the task, and the first worker can no longer finish it."""
+
+from __future__ import annotations
+
+import time
+
+from _common import ENGINE_URL, MODELS_DIR, run, step, until
+from processcube_client.core.api import (
+    Client,
+    FetchAndLockRequestPayload,
+    FinishExternalTaskRequestPayload,
+    ProcessDefinitionUploadPayload,
+    ProcessInstanceQueryRequest,
+    ProcessStartRequest,
+    StartCallbackType,
+)
+from processcube_client.core.api.helpers.external_tasks import ExtendLockRequest
+
+PID = "OfficialClients_ExternalTaskLock"
+TOPIC = "oc_lock"
+
+
+def fetch(client: Client, worker: str, *, lock_ms: int, poll_ms: int) -> list[object]:
+    return client.external_task_fetch_and_lock(
+        FetchAndLockRequestPayload(
+            worker_id=worker, topic_name=TOPIC, max_tasks=1, long_polling_timeout=poll_ms, lock_duration=lock_ms
+        )
+    )
+
+
+def main() -> None:
+    client = Client(ENGINE_URL)
+    xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
+    step("deploy", lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)))
+    started = step(
+        "start",
+        lambda: client.process_model_start(
+            PID,
+            ProcessStartRequest(
+                process_model_id=PID,
+                return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
+                initial_token={"auftrag": 1},
+            ),
+        ),
+    )
+    pi = started.process_instance_id
+    first = step(
+        "worker A fetch_and_lock",
+        lambda: until("a task for worker A", lambda: fetch(client, "worker-a", lock_ms=1000, poll_ms=1000), bool),
+    )[0]
+    step("worker A extend_lock", lambda: client.external_task_extend_lock(first.id, ExtendLockRequest(worker_id="worker-a", additional_duration=1000)))
+    step("worker B fetch while locked", lambda: fetch(client, "worker-b", lock_ms=5000, poll_ms=200))
+    step("lock expires", lambda: time.sleep(2.2))  # past the extended lock: 1 s, extended by 1 s
+    second = step(
+        "worker B fetch after expiry",
+        lambda: until("the expired task for worker B", lambda: fetch(client, "worker-b", lock_ms=5000, poll_ms=1000), bool),
+    )[0]
+    step(
+        "worker A finish after expiry",
+        lambda: client.external_task_finish(first.id, FinishExternalTaskRequestPayload(worker_id="worker-a", result={"von": "a"})),
+        fatal=False,
+    )
+    step(
+        "worker B finish",
+        lambda: client.external_task_finish(second.id, FinishExternalTaskRequestPayload(worker_id="worker-b", result={"von": "b"})),
+    )
+    step(
+        "instance",
+        lambda: until(
+            "the instance to finish",
+            lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10)),
+            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
+        )[0],
+    )
+    step("ids", lambda: {"first": first.id, "second": second.id, "processInstanceId": pi})
+
+
+if __name__ == "__main__":
+    run(main)
