@@ -1,0 +1,65 @@
+"""processcube_client's Client: manual_task_query/manual_task_finish and empty_task_query/empty_task_finish (which
+uses the legacy route PUT /empty_activities/:id/finish)."""
+
+from __future__ import annotations
+
+from _common import ENGINE_URL, MODELS_DIR, run, step, until
+from processcube_client.core.api import (
+    Client,
+    EmptyTaskQuery,
+    ManualTaskQuery,
+    ProcessDefinitionUploadPayload,
+    ProcessInstanceQueryRequest,
+    ProcessStartRequest,
+    StartCallbackType,
+)
+
+PID = "OfficialClients_ManualUntyped"
+
+
+def main() -> None:
+    client = Client(ENGINE_URL)
+    xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
+    step("deploy", lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)))
+    started = step(
+        "start",
+        lambda: client.process_model_start(
+            PID,
+            ProcessStartRequest(
+                process_model_id=PID,
+                return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
+                initial_token={"paket": "py"},
+            ),
+        ),
+    )
+    pi = started.process_instance_id
+    manual = step(
+        "Client.manual_task_query",
+        lambda: until(
+            "the waiting manual task",
+            lambda: client.manual_task_query(ManualTaskQuery(process_instance_id=pi)),
+            lambda tasks: len(tasks) == 1,
+        )[0],
+    )
+    step("Client.manual_task_finish", lambda: client.manual_task_finish(manual.manual_task_instance_id))
+    empty = step(
+        "Client.empty_task_query",
+        lambda: until(
+            "the waiting untyped task",
+            lambda: client.empty_task_query(EmptyTaskQuery(process_instance_id=pi)),
+            lambda tasks: len(tasks) == 1,
+        )[0],
+    )
+    step("Client.empty_task_finish", lambda: client.empty_task_finish(empty.empty_task_instance_id))
+    step(
+        "instance",
+        lambda: until(
+            "the instance to finish",
+            lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10)),
+            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
+        )[0],
+    )
+
+
+if __name__ == "__main__":
+    run(main)
