@@ -3,7 +3,8 @@
 Pure functions from store rows (and BPMN snapshots) to the engine API's objects: process models, process
 instances, flow node instances (user tasks among them), the answer to a start request, and the EventMessages of
 notifications. They follow the real engine's habits, which clients rely on: camelCase keys, optional fields left
-out rather than ``null``, ``{}`` where the engine sends an empty token (the gateway's ``gateway/engine/wire.py``
+out rather than ``null`` except where a captured answer of the real engine shows ``null`` (see
+:func:`flow_node_json`), ``{}`` where the engine sends an empty token (the gateway's ``gateway/engine/wire.py``
 reads these shapes, from this engine or a real one).
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .bpmn import FlowNodeDef, InstanceSnapshot, ProcessModelDef
+from .bpmn.user_task_config import split_stored_config
 
 __all__ = [
     "USER_TASK",
@@ -84,38 +86,52 @@ def process_instance_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def flow_node_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A flow node instance as the real engine serializes it: optional fields without a value are left out."""
+    """A flow node instance as the real engine serializes it, in the key order of a captured answer.
+
+    The capture (a waiting user task, 5minds/node-red-dashboard-2-processcube-dynamic-form
+    ``ui/components/fields.json``) sends ``parentProcessInstanceId: null``, ``tokens: []`` and ``endToken: {}``,
+    and for a user task ``assignedUserIds``, ``actualOwnerId`` and ``finishedByUserId`` as ``null`` while they
+    have no value, ``userTaskConfig`` (evaluated) and ``userTaskConfigModel`` (as modelled). Keys it does not
+    show (``flowNodeLane``, ``eventType``, ``previousFlowNodeInstanceId``, ``processModelName``, ``finishedAt``,
+    ``error``) are left out without a value, as the SDK's types have them optional.
+    """
     item: dict[str, Any] = {
         "flowNodeInstanceId": row["flow_node_instance_id"],
         "flowNodeId": row["flow_node_id"],
         "flowNodeName": row["flow_node_name"],
-        "flowNodeType": row["flow_node_type"],
-        "state": row["state"],
-        "processDefinitionId": row["process_definition_id"],
-        "processModelId": row["process_model_id"],
-        "processInstanceId": row["process_instance_id"],
-        "correlationId": row["correlation_id"],
-        "ownerId": row["owner_id"],
-        "startToken": row["start_token"],
-        "startedAt": row["created_at"],
     }
-    optional = {
-        "flowNodeLane": row["flow_node_lane"],
-        "eventType": row["event_type"],
-        "processModelName": row["process_model_name"],
-        "parentProcessInstanceId": row["parent_process_instance_id"],
-        "previousFlowNodeInstanceId": row["previous_flow_node_instance_id"],
-        "endToken": row["end_token"],
-        "finishedAt": row["finished_at"],
-        "actualOwnerId": row["actual_owner_id"],
-        "finishedByUserId": row["finished_by_user_id"],
-        "error": row["error"],
-        "userTaskConfig": row["user_task_config"],
-    }
-    item.update({key: value for key, value in optional.items() if value is not None})
-    if row["flow_node_type"] == USER_TASK and "userTaskConfig" not in item:
-        item["userTaskConfig"] = {"formFields": []}
+    _put_optional(item, "flowNodeLane", row["flow_node_lane"])
+    item["flowNodeType"] = row["flow_node_type"]
+    _put_optional(item, "eventType", row["event_type"])
+    _put_optional(item, "previousFlowNodeInstanceId", row["previous_flow_node_instance_id"])
+    item["parentProcessInstanceId"] = row["parent_process_instance_id"]
+    item["processDefinitionId"] = row["process_definition_id"]
+    item["processModelId"] = row["process_model_id"]
+    _put_optional(item, "processModelName", row["process_model_name"])
+    item["processInstanceId"] = row["process_instance_id"]
+    item["correlationId"] = row["correlation_id"]
+    item["state"] = row["state"]
+    item["tokens"] = []
+    item["startToken"] = row["start_token"]
+    item["endToken"] = row["end_token"] if row["end_token"] is not None else {}
+    item["ownerId"] = row["owner_id"]
+    item["startedAt"] = row["created_at"]
+    _put_optional(item, "finishedAt", row["finished_at"])
+    _put_optional(item, "error", row["error"])
+    if row["flow_node_type"] == USER_TASK:
+        config, model = split_stored_config(row["user_task_config"])
+        assigned = config.get("assignedUserIds")
+        item["assignedUserIds"] = assigned if isinstance(assigned, list) else None
+        item["actualOwnerId"] = row["actual_owner_id"]
+        item["finishedByUserId"] = row["finished_by_user_id"]
+        item["userTaskConfig"] = config
+        item["userTaskConfigModel"] = model
     return item
+
+
+def _put_optional(item: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        item[key] = value
 
 
 def start_answer(instance: Mapping[str, Any], end_event_id: str | None, snap: InstanceSnapshot) -> dict[str, Any]:

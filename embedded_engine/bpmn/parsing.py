@@ -37,6 +37,7 @@ from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from .compiled import CompiledDefinitions, CompiledProcess
 from .model import EnumValue, FlowNodeDef, FormField, ParsedDefinitions, ProcessModelDef
 from .scripts import Condition, Script, TimerExpression, condition_key, script_key, timer_key
+from .user_task_config import config_model
 
 # lxml ships no type stubs (and pyproject does not list it for mypy): import it as an untyped module.
 etree: Any = importlib.import_module("lxml.etree")
@@ -112,11 +113,18 @@ def _parse_xml(xml: str) -> Any:
         raise DeployError(f"Malformed XML: {exc}") from exc
 
 
-def _documentation(node: Any) -> str | None:
-    doc = node.find(_B + "documentation")
-    if doc is None or not (doc.text or "").strip():
-        return None
-    return str(doc.text)
+def _camunda_properties(node: Any) -> dict[str, str]:
+    """The node's own ``extensionElements/camunda:properties/camunda:property`` entries (name -> value); the first
+    of a name wins, as the SDK's ``findCamundaExtensionPropertyByName`` finds it. Properties inside form fields are
+    not the node's."""
+    properties: dict[str, str] = {}
+    for extensions in node.findall(_B + "extensionElements"):
+        for group in extensions.findall(_C + "properties"):
+            for prop in group.findall(_C + "property"):
+                name, value = prop.get("name"), prop.get("value")
+                if name and value is not None and name not in properties:
+                    properties[name] = str(value)
+    return properties
 
 
 def _form_fields(node: Any) -> tuple[FormField, ...]:
@@ -149,11 +157,10 @@ def _flow_node_def(node: Any, lanes: dict[str, str]) -> FlowNodeDef:
     form_fields: tuple[FormField, ...] = ()
     config: dict[str, Any] = {}
     if local == "userTask":
+        # userTaskConfigModel: form fields and camunda:property entries (not bpmn:documentation, see
+        # user_task_config); the engine evaluates its expressions when the token arrives.
         form_fields = _form_fields(node)
-        config = {"formFields": [f.to_json() for f in form_fields]}
-        description = _documentation(node)
-        if description is not None:
-            config["description"] = description
+        config = config_model(form_fields, _camunda_properties(node))
     return FlowNodeDef(
         id=node_id,
         name=node.get("name") or "",

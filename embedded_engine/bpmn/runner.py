@@ -476,7 +476,12 @@ class ProcessRunner:
             node_error = error if state == "error" else None
             user_task_config = None
             if node is not None and node.type == "bpmn:UserTask":
-                user_task_config = copy.deepcopy(node.user_task_config)
+                from .user_task_config import stored_config
+
+                # evaluated against the token the task was entered with, once per task instance
+                user_task_config = stored_config(
+                    node.user_task_config, compiled.tokens.in_token(task), task_instance_id=str(task.id)
+                )
             entries.append(
                 (
                     (parent_seq, seq, order),

@@ -75,7 +75,8 @@ def task_from_client(task: Mapping[str, Any]) -> UserTask:
         started_at=_timestamp(task.get("startedAt")),
         finished_at=_timestamp(task.get("finishedAt")),
         finished_by=task.get("finishedByUserId"),
-        result=task.get("endToken"),
+        # a waiting task's endToken is {} on a real engine: only a finished task's end token is its result
+        result=task.get("endToken") if task["state"] == "finished" else None,
         process_model_name=task.get("processModelName"),
     )
 
