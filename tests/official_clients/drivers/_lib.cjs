@@ -85,6 +85,24 @@ async function waitForInstanceEnd(engine, processInstanceId, ms = 10000) {
   );
 }
 
+// Waits for the user task flowNodeId of the instance, finishes it with result, and returns what it showed.
+async function finishUserTask(engine, processInstanceId, flowNodeId, result) {
+  const list = await until(
+    `user task ${flowNodeId} to wait`,
+    () => engine.userTasks.query({ processInstanceId, flowNodeId, state: 'suspended' }),
+    (found) => found.userTasks.length === 1,
+  );
+  const task = list.userTasks[0];
+  await engine.userTasks.finishUserTask(task.flowNodeInstanceId, result);
+  return {
+    flowNodeId: task.flowNodeId,
+    flowNodeName: task.flowNodeName,
+    flowNodeLane: task.flowNodeLane ?? null,
+    startToken: task.startToken ?? null,
+    formFields: task.userTaskConfig?.formFields ?? [],
+  };
+}
+
 function run(main) {
   const engine = new client.EngineClient(ENGINE_URL);
   const extras = [];
@@ -121,6 +139,7 @@ module.exports = {
   ...client,
   ENGINE_URL,
   MODELS_DIR,
+  finishUserTask,
   SHARED_PROCESSES,
   instanceOutcome,
   model,
