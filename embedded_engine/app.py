@@ -26,6 +26,7 @@ from . import __name__ as package_name
 from .authority import AuthError, Authority, ClientRecord
 from .core import FLOW_NODE_STATES, PROCESS_STATES, EngineCore
 from .errors import EXCEPTION_HANDLERS, EngineHttpError
+from .event_routes import event_routes
 from .events import EventBus, create_socketio_server, long_polling_routes
 from .external_tasks import external_task_routes
 from .identity import Identity, IdentityResolver
@@ -38,6 +39,7 @@ from .store import (
 )
 
 API_PREFIX = "/atlas_engine/api/v1"
+_PATH_PLACEHOLDER = ":process_model_id"
 ENGINE_VERSION = "17.0.0-embedded"
 ENGINE_ID_META_KEY = "engine_id"
 
@@ -179,6 +181,12 @@ class EngineApp:
         body = {} if body is None else body
         if not isinstance(body, dict):
             raise EngineHttpError(400, "The body must be a JSON object (ProcessStartRequest).")
+        if process_model_id == _PATH_PLACEHOLDER:
+            # The official TypeScript client's startProcessInstanceAndAwaitEndEvent (and the CLI's --wait) post to
+            # the literal path /process_models/:process_model_id/start, the id in the body; the real engine takes it.
+            process_model_id = body.get("processModelId")
+            if not isinstance(process_model_id, str) or not process_model_id:
+                raise EngineHttpError(400, "'processModelId' is missing from the body (the path names none).")
         if "processModelId" in body and body["processModelId"] != process_model_id:
             raise EngineHttpError(400, "'processModelId' in the body differs from the one in the path.")
         return_on = body.get("returnOn", 1)
@@ -278,6 +286,7 @@ class EngineApp:
             Route("/user_tasks/{task_id}/reserve", self.reserve, methods=["PUT"]),
             Route("/user_tasks/{task_id}/cancel-reservation", self.cancel_reservation, methods=["DELETE"]),
             Route("/user_tasks/{task_id}/finish", self.finish, methods=["PUT"]),
+            *event_routes(self),
             *long_polling_routes(self.bus, self.resolver, max_wait_seconds=self.settings.long_polling_max_wait),
             *external_task_routes(self),
         ]
@@ -302,9 +311,11 @@ def create_app(
         if on_startup is not None:
             await on_startup(engine)
         engine.core.external_tasks.start()  # re-arm the expiry of the external task locks in the store
+        engine.core.resume_timers()
         try:
             yield
         finally:
+            await engine.core.close()
             engine.close()
 
     starlette_app = Starlette(

@@ -34,19 +34,23 @@ from cachetools import LRUCache
 
 from .bpmn import (
     DeployError,
+    FlowNodeInstanceSnapshot,
     FlowNodeState,
     InstanceSnapshot,
     InstanceState,
+    OutboundEvent,
     ParsedDefinitions,
     ProcessModelDef,
     ProcessRunner,
+    WaitKind,
     parse_definitions,
 )
 from .errors import EngineHttpError
 from .events import EventBus
 from .external_tasks import ExternalTasks
-from .identity import Identity
+from .identity import DUMMY_USER_ID, Identity
 from .store import FlowNodeQuery, LaneScope, Store
+from .timers import TimerClock
 from .wire import (
     USER_TASK,
     flow_node_json,
@@ -62,6 +66,21 @@ log = logging.getLogger("embedded_engine")
 FLOW_NODE_STATES: tuple[str, ...] = get_args(FlowNodeState)
 PROCESS_STATES: tuple[str, ...] = get_args(InstanceState)
 ENDED_STATES = ("finished", "error", "terminated")
+MANUAL_TASK = "bpmn:ManualTask"
+UNTYPED_TASK = "bpmn:Task"
+# Flow node types a person finishes through the API, with the events the engine publishes about them.
+_WAITING_EVENTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    USER_TASK: (("user_task_waiting",), ("user_task_finished",)),
+    MANUAL_TASK: (("manual_task_waiting",), ("manual_task_finished",)),
+    # the official clients still offer the old "empty activity" names of untyped tasks: both are published
+    UNTYPED_TASK: (
+        ("untyped_task_waiting", "empty_activity_waiting"),
+        ("untyped_task_finished", "empty_activity_finished"),
+    ),
+    "bpmn:IntermediateCatchEvent": (("intermediate_catch_event_reached",), ("intermediate_catch_event_finished",)),
+    "bpmn:ReceiveTask": (("intermediate_catch_event_reached",), ("intermediate_catch_event_finished",)),
+    "bpmn:BoundaryEvent": ((), ("boundary_event_triggered",)),
+}
 
 
 def now_iso() -> str:
@@ -97,6 +116,8 @@ class EngineCore:
         self._runners: LRUCache[str, ProcessRunner] = LRUCache(maxsize=workflow_cache_size)
         self._waiters: dict[str, list[_Waiter]] = {}
         self.external_tasks = ExternalTasks(self, store, bus)  # the external task API (external_tasks.py)
+        self._clock = TimerClock(self.fire_due_timers)
+        self._deliveries: set[asyncio.Task[None]] = set()
         self._load_definitions()
         # a failed group commit leaves workflows in memory that the store does not have: forget them all
         store.on_commit_failure(self._runners.clear)
@@ -271,7 +292,14 @@ class EngineCore:
                 )
                 instance = self._store.get_instance(process_instance_id)
                 assert instance is not None
-                events = self._apply_snapshot(instance, runner, snapshot, stamp)
+                started = {
+                    **process_event(instance, snapshot),
+                    "currentToken": initial_token,
+                    "flowNodeId": instance["start_event_id"],
+                }
+                started.pop("error", None)
+                events = [("process_started", started, None)]
+                events += self._apply_snapshot(instance, runner, snapshot, stamp)
             self._runners[process_instance_id] = runner
             self._after_commit(events, process_instance_id, snapshot)
             await self._store.durable()
@@ -325,9 +353,18 @@ class EngineCore:
             self._waiters.pop(process_instance_id, None)
 
     def query_instances(
-        self, filters: Mapping[str, Sequence[str]], offset: int, limit: int
+        self,
+        filters: Mapping[str, Sequence[str]],
+        offset: int,
+        limit: int,
+        *,
+        ranges: Mapping[str, str] | None = None,
+        sort_column: str | None = None,
+        sort_descending: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
-        rows, total = self._store.query_instances(filters, offset, limit)
+        rows, total = self._store.query_instances(
+            filters, offset, limit, ranges=ranges, sort_column=sort_column, sort_descending=sort_descending
+        )
         return [process_instance_json(row) for row in rows], total
 
     async def terminate(self, process_instance_id: str, identity: Identity) -> None:
@@ -365,13 +402,18 @@ class EngineCore:
         return [flow_node_json(row) for row in rows], total
 
     def _visible_user_task(self, flow_node_instance_id: str, identity: Identity) -> dict[str, Any]:
+        return self._visible_waiting(flow_node_instance_id, identity, USER_TASK, "User task")
+
+    def _visible_waiting(
+        self, flow_node_instance_id: str, identity: Identity, flow_node_type: str, label: str
+    ) -> dict[str, Any]:
         row = self._store.get_flow_node(flow_node_instance_id)
-        if row is None or row["flow_node_type"] != USER_TASK or not identity.can_see_lane(row["flow_node_lane"]):
-            raise EngineHttpError(404, f"User task '{flow_node_instance_id}' not found.")
+        if row is None or row["flow_node_type"] != flow_node_type or not identity.can_see_lane(row["flow_node_lane"]):
+            raise EngineHttpError(404, f"{label} '{flow_node_instance_id}' not found.")
         if row["state"] != "suspended":
             raise EngineHttpError(
                 404,
-                f"User task '{flow_node_instance_id}' is not waiting (state '{row['state']}').",
+                f"{label} '{flow_node_instance_id}' is not waiting (state '{row['state']}').",
                 additional_information={"state": row["state"]},
             )
         return row
@@ -435,6 +477,165 @@ class EngineCore:
         )
         await self._store.durable()
 
+    # -- manual and untyped tasks ----------------------------------------------------------------------------
+
+    async def finish_manual_task(self, flow_node_instance_id: str, identity: Identity) -> None:
+        """Finish a waiting manual task; its token passes on unchanged."""
+        await self._finish_without_result(flow_node_instance_id, identity, MANUAL_TASK, "Manual task")
+
+    async def finish_untyped_task(self, flow_node_instance_id: str, identity: Identity) -> None:
+        """Finish a waiting untyped (empty) task, ``bpmn:task``; its token passes on unchanged."""
+        await self._finish_without_result(flow_node_instance_id, identity, UNTYPED_TASK, "Untyped task")
+
+    async def _finish_without_result(
+        self, flow_node_instance_id: str, identity: Identity, flow_node_type: str, label: str
+    ) -> None:
+        self._require_write(identity)
+        row = self._visible_waiting(flow_node_instance_id, identity, flow_node_type, label)
+        instance = self._store.get_instance(str(row["process_instance_id"]))
+        if instance is None:
+            raise EngineHttpError(500, f"The process instance of {label.lower()} '{flow_node_instance_id}' is missing.")
+
+        def act(runner: ProcessRunner) -> None:
+            if flow_node_type == MANUAL_TASK:
+                runner.finish_manual_task(flow_node_instance_id)
+            else:
+                runner.finish_untyped_task(flow_node_instance_id)
+
+        self._advance(instance, act, finished_task=(flow_node_instance_id, identity.user_id, None))
+        await self._store.durable()
+
+    # -- messages, signals, timers ---------------------------------------------------------------------------
+
+    async def trigger(
+        self,
+        kind: WaitKind,
+        name: str,
+        *,
+        payload: Any,
+        process_instance_id: str | None,
+        identity: Identity,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Deliver a message or signal called ``name``: to the one instance asked for, else to every running
+        instance that waits for it, and start an instance of every model with a start event for it (not when
+        an instance is named). Messages are broadcast like signals, as ProcessCube's event aggregator does (our
+        reading; BPMN would pick one receiver). Nobody waiting is no error: the event is gone, as on the real
+        engine."""
+        self._require_write(identity)
+        if process_instance_id is not None:
+            instance = self._store.get_instance(process_instance_id)
+            if instance is None:
+                raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
+            if instance["state"] in ENDED_STATES:
+                raise EngineHttpError(
+                    409,
+                    f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}').",
+                )
+        message = {"eventName": name, "eventType": kind, "processInstanceId": process_instance_id}
+        self._store.after_commit(lambda: self._publish(f"{kind}_triggered", dict(message, currentToken=payload), None))
+        await self._deliver(
+            kind,
+            name,
+            payload,
+            process_instance_id=process_instance_id,
+            identity=identity,
+            correlation_id=correlation_id,
+        )
+
+    async def _deliver(
+        self,
+        kind: WaitKind,
+        name: str,
+        payload: Any,
+        *,
+        process_instance_id: str | None,
+        identity: Identity,
+        correlation_id: str | None = None,
+    ) -> None:
+        targets = [process_instance_id] if process_instance_id else self._store.instances_waiting_for(kind, name)
+        for target in targets:
+            instance = self._store.get_instance(target)
+            if instance is None or instance["state"] in ENDED_STATES:
+                continue
+            try:
+                self._advance(instance, lambda runner: runner.catch(kind, name, payload))
+            except Exception:  # one broken instance must not keep the event from the others
+                log.exception("delivering the %s %r to process instance %s failed", kind, name, target)
+        if process_instance_id is None:
+            for process_model_id, start_event_id in self._start_triggers(kind, name):
+                await self.start(
+                    process_model_id,
+                    identity=identity,
+                    initial_token=payload if payload is not None else {},
+                    start_event_id=start_event_id,
+                    correlation_id=correlation_id,
+                    return_on=1,
+                    end_event_id=None,
+                )
+        await self._store.durable()
+
+    def _start_triggers(self, kind: str, name: str) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for deployed in sorted(self._models.values(), key=_model_sort_key):
+            compiled = self._parsed_by_hash(deployed.digest).compiled
+            if compiled is None or not deployed.model.is_executable:
+                continue
+            found += [
+                pair for pair in compiled.start_triggers(kind, name) if pair[0] == deployed.model.process_model_id
+            ]
+        return found
+
+    async def trigger_timer(self, flow_node_instance_id: str, identity: Identity) -> None:
+        """Fire a waiting timer now, whatever its due time."""
+        self._require_write(identity)
+        row = self._store.get_flow_node(flow_node_instance_id)
+        if row is None or not identity.can_see_lane(row["flow_node_lane"]):
+            raise EngineHttpError(404, f"Timer event '{flow_node_instance_id}' not found.")
+        instance = self._store.get_instance(str(row["process_instance_id"]))
+        if instance is None or instance["state"] in ENDED_STATES:
+            raise EngineHttpError(404, f"Timer event '{flow_node_instance_id}' is not waiting.")
+        self._advance(instance, lambda runner: runner.fire_timer(flow_node_instance_id))
+        await self._store.durable()
+
+    async def fire_due_timers(self) -> str | None:
+        """Fire every timer that is due, in every instance; returns when the next one is due."""
+        for process_instance_id in self._store.due_timers(now_iso()):
+            instance = self._store.get_instance(process_instance_id)
+            if instance is None or instance["state"] in ENDED_STATES:
+                continue
+            try:
+                self._advance(instance, lambda runner: runner.fire_timers())
+            except Exception:  # one broken instance must not keep the others' timers from firing
+                log.exception("firing the timers of process instance %s failed", process_instance_id)
+        await self._store.durable()
+        return self._store.next_timer_due()
+
+    def resume_timers(self) -> None:
+        """After a (re)start: ring when the earliest stored timer is due (at once for those due while down)."""
+        self._clock.wake_at(self._store.next_timer_due())
+
+    async def close(self) -> None:
+        await self._clock.close()
+        for task in list(self._deliveries):
+            task.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+    def _send_on(self, events: Sequence[OutboundEvent], owner_id: str) -> None:
+        """Messages and signals an instance threw that nothing inside it caught go to the other instances."""
+        identity = _acting_for(owner_id)
+        for event in events:
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(event.kind, event.name, event.payload, process_instance_id=None, identity=identity)
+            )
+            self._deliveries.add(task)
+            task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivering a thrown event failed", exc_info=task.exception())
+
     # -- advancing an instance -------------------------------------------------------------------------------
 
     def _runner(self, instance: Mapping[str, Any]) -> ProcessRunner:
@@ -451,7 +652,7 @@ class EngineCore:
         instance: Mapping[str, Any],
         act: Any,
         *,
-        finished_task: tuple[str, str, dict[str, Any]] | None = None,
+        finished_task: tuple[str, str, dict[str, Any] | None] | None = None,
         terminated_by: str | None = None,
     ) -> None:
         process_instance_id = str(instance["process_instance_id"])
@@ -471,7 +672,7 @@ class EngineCore:
                 )
         except KeyError as exc:
             self._runners.pop(process_instance_id, None)
-            raise EngineHttpError(404, f"User task {exc} is not waiting in its process instance.") from exc
+            raise EngineHttpError(404, f"Flow node instance {exc} is not waiting in its process instance.") from exc
         except BaseException:
             # The in-memory workflow may be half-advanced: forget it; the store still has the committed state.
             self._runners.pop(process_instance_id, None)
@@ -486,9 +687,19 @@ class EngineCore:
     ) -> None:
         """Events and start waiters see a change only once it is durable."""
 
+        runner = self._runners.get(process_instance_id)
+        waits = runner.waits() if runner is not None else ()
+        thrown = runner.outbound_events() if runner is not None else ()
+        instance = self._store.get_instance(process_instance_id) if thrown else None
+        owner_id = str(instance["owner_id"]) if instance is not None else DUMMY_USER_ID
+
         def publish() -> None:
             self._publish_all(events)
             self._resolve_waiters(process_instance_id, snapshot)
+            for wait in waits:
+                self._clock.wake_at(wait.due_at)
+            if thrown:
+                self._send_on(thrown, owner_id)
 
         self._store.after_commit(publish)
 
@@ -499,7 +710,7 @@ class EngineCore:
         snapshot: InstanceSnapshot,
         stamp: str,
         *,
-        finished_task: tuple[str, str, dict[str, Any]] | None = None,
+        finished_task: tuple[str, str, dict[str, Any] | None] | None = None,
         terminated_by: str | None = None,
     ) -> list[tuple[str, dict[str, Any], str | None]]:
         """Write the instance's new state; return the events to publish once the transaction is committed."""
@@ -540,18 +751,7 @@ class EngineCore:
             if finished_task is not None and node.flow_node_instance_id == finished_task[0]:
                 row["finished_by_user_id"] = finished_task[1]
             self._store.upsert_flow_node(row)
-            if node.flow_node_type == USER_TASK:
-                message = task_event(row, current_token=node.start_token)
-                if node.state == "suspended" and (old is None or old["state"] != "suspended"):
-                    events.append(("user_task_waiting", message, node.flow_node_lane))
-                elif node.state == "finished" and (old is None or old["state"] != "finished"):
-                    message["currentToken"] = node.end_token
-                    message["userTaskResult"] = (
-                        finished_task[2]
-                        if finished_task and finished_task[0] == node.flow_node_instance_id
-                        else node.end_token
-                    )
-                    events.append(("user_task_finished", message, node.flow_node_lane))
+            events += _node_events(node, old, row, finished_task)
         fields: dict[str, Any] = {
             "state": snapshot.state,
             "workflow": runner.serialize(),
@@ -572,6 +772,8 @@ class EngineCore:
         # External tasks: created for the service tasks that now wait for a worker, ended with their nodes.
         events += self.external_tasks.apply_snapshot(instance, runner, snapshot, stamp)
         self._store.update_instance(process_instance_id, **fields)
+        waits = runner.waits()
+        self._store.replace_waits(process_instance_id, [(w.kind, w.name, w.due_at, w.flow_node_id) for w in waits])
         return events
 
     def _publish(self, name: str, message: dict[str, Any], lane: str | None) -> None:
@@ -591,6 +793,38 @@ class EngineCore:
         if identity.has_scope("engine_write"):
             return
         raise EngineHttpError(403, f"'{identity.user_id}' lacks the scope 'engine_write' needed for this action.")
+
+
+def _node_events(
+    node: FlowNodeInstanceSnapshot,
+    old: Mapping[str, Any] | None,
+    row: Mapping[str, Any],
+    finished_task: tuple[str, str, dict[str, Any] | None] | None,
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The events a flow node's change of state publishes: waiting and finished for what people finish and what
+    waits for events, canceled for whatever an interrupting event cut short."""
+    if old is not None and old["state"] == node.state:
+        return []
+    lane = node.flow_node_lane
+    message = task_event(row, current_token=node.start_token)
+    if node.state == "canceled":
+        return [("activity_canceled", message, lane)]
+    waiting, finished = _WAITING_EVENTS.get(node.flow_node_type, ((), ()))
+    if node.state == "suspended":
+        return [(name, message, lane) for name in waiting]
+    if node.state != "finished":
+        return []
+    message["currentToken"] = node.end_token
+    if node.flow_node_type == USER_TASK:
+        message["userTaskResult"] = (
+            finished_task[2] if finished_task and finished_task[0] == node.flow_node_instance_id else node.end_token
+        )
+    return [(name, message, lane) for name in finished]
+
+
+def _acting_for(owner_id: str) -> Identity:
+    """The engine itself, delivering what an instance of ``owner_id`` threw (and starting what it starts for them)."""
+    return Identity(user_id=owner_id, token="", scopes=frozenset({"engine_read", "engine_write"}), claims={})
 
 
 def _model_sort_key(deployed: _DeployedModel) -> str:

@@ -100,6 +100,18 @@ CREATE INDEX IF NOT EXISTS fni_lane ON flow_node_instances (flow_node_lane, stat
 CREATE INDEX IF NOT EXISTS fni_corr ON flow_node_instances (correlation_id, seq);
 CREATE INDEX IF NOT EXISTS fni_owner ON flow_node_instances (actual_owner_id, state, seq);
 CREATE INDEX IF NOT EXISTS fni_created ON flow_node_instances (created_at, seq);
+-- What running instances wait for besides people and workers: a message or signal by name, a timer by due time
+-- (ISO 8601 UTC, so text order is time order). Rewritten with every change of the instance.
+CREATE TABLE IF NOT EXISTS instance_waits (
+    process_instance_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT,
+    due_at TEXT,
+    flow_node_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS iw_instance ON instance_waits (process_instance_id);
+CREATE INDEX IF NOT EXISTS iw_name ON instance_waits (kind, name);
+CREATE INDEX IF NOT EXISTS iw_due ON instance_waits (kind, due_at);
 """
 
 # External tasks (see embedded_engine/external_tasks.py): one row per external service task the token reached.
@@ -182,6 +194,39 @@ PROCESS_INSTANCE_FILTER_COLUMNS: Mapping[str, str] = {
     "correlationId": "correlation_id",
     "state": "state",
     "ownerId": "owner_id",
+    "processModelName": "process_model_name",
+    "processModelHash": "definition_hash",
+    "terminatedByUserId": "terminated_by",
+    "startEventId": "start_event_id",
+    "endEventId": "end_event_id",
+    "createdAt": "created_at",
+    "finishedAt": "finished_at",
+}
+
+# createdBefore=<ISO timestamp> -> (column, comparison); timestamps are stored as ISO 8601 UTC, text order is time order
+PROCESS_INSTANCE_RANGE_FILTERS: Mapping[str, tuple[str, str]] = {
+    "createdBefore": ("created_at", "<"),
+    "createdAfter": ("created_at", ">"),
+    "finishedBefore": ("finished_at", "<"),
+    "finishedAfter": ("finished_at", ">"),
+}
+
+# sortSettings.sortBy of GET /process_instances/query -> column (the SDK's ProcessInstanceSortableColumns we keep)
+PROCESS_INSTANCE_SORT_COLUMNS: Mapping[str, str] = {
+    "processInstanceId": "process_instance_id",
+    "processModelId": "process_model_id",
+    "processModelName": "process_model_name",
+    "processModelHash": "definition_hash",
+    "processDefinitionId": "definition_id",
+    "correlationId": "correlation_id",
+    "ownerId": "owner_id",
+    "startedByRootAccessToken": "started_by_root",
+    "state": "state",
+    "terminatedByUserId": "terminated_by",
+    "startEventId": "start_event_id",
+    "endEventId": "end_event_id",
+    "createdAt": "created_at",
+    "finishedAt": "finished_at",
 }
 
 
@@ -410,15 +455,70 @@ class Store:
         return None if row is None else _instance_row(row)
 
     def query_instances(
-        self, filters: Mapping[str, Sequence[str]], offset: int, limit: int
+        self,
+        filters: Mapping[str, Sequence[str]],
+        offset: int,
+        limit: int,
+        *,
+        ranges: Mapping[str, str] | None = None,
+        sort_column: str | None = None,
+        sort_descending: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
+        """A page of instances: ``filters`` by PROCESS_INSTANCE_FILTER_COLUMNS, ``ranges`` by
+        PROCESS_INSTANCE_RANGE_FILTERS (name -> ISO timestamp), sorted by a column (then start order), else in
+        start order."""
         where, params = _where(filters, PROCESS_INSTANCE_FILTER_COLUMNS)
+        clauses = [where[len("WHERE ") :]] if where else []
+        for name, value in (ranges or {}).items():
+            column, comparison = PROCESS_INSTANCE_RANGE_FILTERS[name]
+            clauses.append(f"{column} {comparison} ?")
+            params.append(value)
+        where = "WHERE " + " AND ".join(clauses) if clauses else ""
+        order = "seq"
+        if sort_column is not None:
+            if sort_column not in PROCESS_INSTANCE_SORT_COLUMNS.values():
+                raise ValueError(f"cannot sort process instances by {sort_column!r}")
+            direction = "DESC" if sort_descending else "ASC"
+            order = f"{sort_column} {direction}, seq {direction}"
         total = int(self._db.execute(f"SELECT COUNT(*) FROM process_instances {where}", params).fetchone()[0])
-        sql = f"SELECT * FROM process_instances {where} ORDER BY seq LIMIT ? OFFSET ?"
+        sql = f"SELECT * FROM process_instances {where} ORDER BY {order} LIMIT ? OFFSET ?"
         rows = self._db.execute(sql, [*params, limit if limit > 0 else -1, offset]).fetchall()
         return [_instance_row(row) for row in rows], total
 
     # -- flow node instances ---------------------------------------------------------------------------------
+
+    def replace_waits(self, process_instance_id: str, waits: Sequence[tuple[str, str | None, str | None, str]]) -> None:
+        """Record what the instance waits for now: (kind, name, due_at, flow_node_id) rows, replacing the old ones."""
+        with self.transaction():
+            self._db.execute("DELETE FROM instance_waits WHERE process_instance_id = ?", (process_instance_id,))
+            self._db.executemany(
+                "INSERT INTO instance_waits (process_instance_id, kind, name, due_at, flow_node_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(process_instance_id, *wait) for wait in waits],
+            )
+
+    def instances_waiting_for(self, kind: str, name: str) -> list[str]:
+        """The running instances that wait for the message or signal ``name``, oldest first."""
+        rows = self._db.execute(
+            "SELECT DISTINCT w.process_instance_id FROM instance_waits w JOIN process_instances p"
+            " ON p.process_instance_id = w.process_instance_id WHERE w.kind = ? AND w.name = ? ORDER BY p.seq",
+            (kind, name),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def due_timers(self, until: str) -> list[str]:
+        """The instances with a timer due at or before ``until`` (ISO 8601 UTC)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT process_instance_id FROM instance_waits WHERE kind = 'timer' AND due_at <= ?"
+            " ORDER BY due_at",
+            (until,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def next_timer_due(self) -> str | None:
+        """When the next timer of any instance is due (ISO 8601 UTC), None without any."""
+        row = self._db.execute("SELECT MIN(due_at) FROM instance_waits WHERE kind = 'timer'").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def upsert_flow_node(self, row: Mapping[str, Any]) -> None:
         values = dict(row)

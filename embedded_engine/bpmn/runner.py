@@ -215,6 +215,19 @@ class ProcessRunner:
             return
         self._interruptible(self._workflow.refresh_timers)
 
+    def fire_timer(self, flow_node_instance_id: str) -> None:
+        """Fire this waiting timer now, whatever its due time; ``KeyError`` if no such timer waits."""
+        task = self._find_task(flow_node_instance_id)
+        if (
+            task is None
+            or task.state != TaskState.WAITING
+            or not isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
+            or self._closed()
+        ):
+            raise KeyError(flow_node_instance_id)
+        task.internal_data["event_fired"] = True
+        self._interruptible(self._workflow.refresh_timers)
+
     def waits(self) -> tuple[Wait, ...]:
         """What the instance waits for besides people and workers: messages, signals, timers (with their due time)."""
         if self._closed() or self._workflow.is_completed():
@@ -373,6 +386,10 @@ class ProcessRunner:
                 task.cancel()
         for task in workflow.get_tasks(spec_name=spiff_id):
             if task.state == TaskState.WAITING:
+                definition = getattr(task.task_spec, "event_definition", None)
+                if isinstance(definition, MessageEventDefinition):
+                    # started through the API or by its message: no message payload for SpiffWorkflow to copy
+                    task.internal_data[definition.name] = {"payload": None, "result_var": _MESSAGE_RESULT_VAR}
                 task._ready()
 
     def _run(self) -> None:
