@@ -74,9 +74,7 @@ def run_driver(driver: str, engine: EngineServer, *args: str, timeout: float = 6
         command = [NODE, str(path), *args]
     else:
         command = [sys.executable, str(path), *args]
-    completed = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert lines, f"{driver} printed no JSON (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
     return Steps(driver, json.loads(lines[-1]), completed.stderr)

@@ -108,15 +108,23 @@ def main() -> None:
     loop = asyncio.get_event_loop()
     step(
         "UserTaskClient.reserve_user_task",
-        lambda: (loop.run_until_complete(user_tasks.reserve_user_task(second_task, "async@example.com")), owner_of(client, second_task)),
+        lambda: (
+            loop.run_until_complete(user_tasks.reserve_user_task(second_task, "async@example.com")),
+            owner_of(client, second_task),
+        ),
     )
     step(
         "UserTaskClient.cancel_reservation_user_task",
-        lambda: (loop.run_until_complete(user_tasks.cancel_reservation_user_task(second_task)), owner_of(client, second_task)),
+        lambda: (
+            loop.run_until_complete(user_tasks.cancel_reservation_user_task(second_task)),
+            owner_of(client, second_task),
+        ),
     )
     step(
         "UserTaskClient.finish_user_task",
-        lambda: loop.run_until_complete(user_tasks.finish_user_task(second_task, {"approved": False, "comment": "async"})),
+        lambda: loop.run_until_complete(
+            user_tasks.finish_user_task(second_task, {"approved": False, "comment": "async"})
+        ),
     )
     step(
         "instance finished (async clients)",

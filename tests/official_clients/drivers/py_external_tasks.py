@@ -55,7 +55,9 @@ def handler(payload: dict[str, object], external_task: dict[str, object]) -> dic
 
 def outcome(client: Client, pi: str) -> dict[str, object]:
     found = client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10))
-    ends = client.flow_node_instance_query(FlowNodeInstancesQuery(process_instance_id=pi, flow_node_type="bpmn:EndEvent"))
+    ends = client.flow_node_instance_query(
+        FlowNodeInstancesQuery(process_instance_id=pi, flow_node_type="bpmn:EndEvent")
+    )
     return {
         "state": found[0].state if found else None,
         "endEvents": sorted(str(node.flow_node_id) for node in ends),
@@ -65,7 +67,10 @@ def outcome(client: Client, pi: str) -> dict[str, object]:
 def main() -> None:
     client = Client(ENGINE_URL)
     xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
-    step("deploy", lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)))
+    step(
+        "deploy",
+        lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)),
+    )
     instances: dict[str, str] = {}
     for mode in ("finish", "bpmnError", "serviceError", "slow"):
         started = step(

@@ -32,7 +32,10 @@ def fetch(client: Client, worker: str, *, lock_ms: int, poll_ms: int) -> list[ob
 def main() -> None:
     client = Client(ENGINE_URL)
     xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
-    step("deploy", lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)))
+    step(
+        "deploy",
+        lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)),
+    )
     started = step(
         "start",
         lambda: client.process_model_start(
@@ -49,21 +52,32 @@ def main() -> None:
         "worker A fetch_and_lock",
         lambda: until("a task for worker A", lambda: fetch(client, "worker-a", lock_ms=1000, poll_ms=1000), bool),
     )[0]
-    step("worker A extend_lock", lambda: client.external_task_extend_lock(first.id, ExtendLockRequest(worker_id="worker-a", additional_duration=1000)))
+    step(
+        "worker A extend_lock",
+        lambda: client.external_task_extend_lock(
+            first.id, ExtendLockRequest(worker_id="worker-a", additional_duration=1000)
+        ),
+    )
     step("worker B fetch while locked", lambda: fetch(client, "worker-b", lock_ms=5000, poll_ms=200))
     step("lock expires", lambda: time.sleep(2.2))  # past the extended lock: 1 s, extended by 1 s
     second = step(
         "worker B fetch after expiry",
-        lambda: until("the expired task for worker B", lambda: fetch(client, "worker-b", lock_ms=5000, poll_ms=1000), bool),
+        lambda: until(
+            "the expired task for worker B", lambda: fetch(client, "worker-b", lock_ms=5000, poll_ms=1000), bool
+        ),
     )[0]
     step(
         "worker A finish after expiry",
-        lambda: client.external_task_finish(first.id, FinishExternalTaskRequestPayload(worker_id="worker-a", result={"von": "a"})),
+        lambda: client.external_task_finish(
+            first.id, FinishExternalTaskRequestPayload(worker_id="worker-a", result={"von": "a"})
+        ),
         fatal=False,
     )
     step(
         "worker B finish",
-        lambda: client.external_task_finish(second.id, FinishExternalTaskRequestPayload(worker_id="worker-b", result={"von": "b"})),
+        lambda: client.external_task_finish(
+            second.id, FinishExternalTaskRequestPayload(worker_id="worker-b", result={"von": "b"})
+        ),
     )
     step(
         "instance",

@@ -20,7 +20,10 @@ PID = "OfficialClients_ManualUntyped"
 def main() -> None:
     client = Client(ENGINE_URL)
     xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
-    step("deploy", lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)))
+    step(
+        "deploy",
+        lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)),
+    )
     started = step(
         "start",
         lambda: client.process_model_start(

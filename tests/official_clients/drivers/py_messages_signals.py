@@ -22,7 +22,9 @@ START_PID = "OfficialClients_MessageStart"
 def waiting_at(client: Client, pi: str, flow_node_id: str) -> dict[str, object]:
     nodes = until(
         f"{flow_node_id} to wait",
-        lambda: client.flow_node_instance_query(FlowNodeInstancesQuery(process_instance_id=pi, flow_node_id=flow_node_id)),
+        lambda: client.flow_node_instance_query(
+            FlowNodeInstancesQuery(process_instance_id=pi, flow_node_id=flow_node_id)
+        ),
         lambda found: any(node.state in ("suspended", "running") for node in found),
     )
     return {"flowNodeId": nodes[0].flow_node_id, "flowNodeType": nodes[0].flow_node_type, "state": nodes[0].state}
@@ -69,7 +71,9 @@ def main() -> None:
     before = len(client.process_instance_query(ProcessInstanceQueryRequest(process_model_id=START_PID, limit=100)))
     step(
         "Client.trigger_message (start event)",
-        lambda: client.trigger_message("oc_bestellung_eingegangen", MessageTriggerRequest(payload={"bestellung": "py-1"})),
+        lambda: client.trigger_message(
+            "oc_bestellung_eingegangen", MessageTriggerRequest(payload={"bestellung": "py-1"})
+        ),
     )
     step(
         "instance started by the message",
@@ -77,7 +81,9 @@ def main() -> None:
             instance.state
             for instance in until(
                 "a new instance started by the message",
-                lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_model_id=START_PID, limit=100)),
+                lambda: client.process_instance_query(
+                    ProcessInstanceQueryRequest(process_model_id=START_PID, limit=100)
+                ),
                 lambda found: len(found) > before and all(instance.state == "finished" for instance in found),
             )
         ],
