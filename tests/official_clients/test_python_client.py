@@ -64,3 +64,21 @@ def test_async_clients_start_reserve_cancel_finish(basics: Steps) -> None:
     assert basics["UserTaskClient.cancel_reservation_user_task"][1] is None
     basics["UserTaskClient.finish_user_task"]
     assert basics["instance finished (async clients)"]["state"] == "finished"
+
+
+@pytest.fixture(scope="module")
+def notifications(engine: EngineServer) -> Steps:
+    return run_driver("py_notifications.py", engine)
+
+
+def test_notification_client_long_polls_process_and_user_task_events(notifications: Steps) -> None:
+    [started] = notifications["on_process_started"][:1]
+    assert started["processModelId"] == PID
+    assert started["currentToken"] == {"benachrichtigung": True}
+    [waiting] = notifications["on_user_task_waiting"][:1]
+    assert waiting["flowNodeId"] == "Antrag_pruefen"
+    assert waiting["flowNodeInstanceId"]
+    [finished] = notifications["on_user_task_finished"][:1]
+    assert finished["userTaskResult"] == {"approved": True}
+    [ended] = notifications["on_process_ended"][:1]
+    assert ended["processInstanceId"] == finished["processInstanceId"]

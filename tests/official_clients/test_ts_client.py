@@ -95,3 +95,51 @@ def test_notifications_ended_and_terminated(notifications: Steps) -> None:
     ids = notifications["ids"]
     assert [message["processInstanceId"] for message in notifications["onProcessEnded"]] == [ids["finished"]]
     assert [message["processInstanceId"] for message in notifications["onProcessTerminated"]] == [ids["terminated"]]
+
+
+@pytest.fixture(scope="module")
+def reads(engine: EngineServer) -> Steps:
+    return run_driver("ts_reads.cjs", engine)
+
+
+def test_application_info_and_authority(reads: Steps) -> None:
+    info = reads["applicationInfo.getApplicationInfo"]
+    assert info["id"]
+    assert info["version"]
+    assert reads["applicationInfo.getAuthorityAddress"] == info["authorityUrl"]
+
+
+def test_process_definitions_and_models(reads: Steps) -> None:
+    definitions = {item["processDefinitionId"]: item for item in reads["processDefinitions.getAll"]["items"]}
+    assert definitions["OfficialClients_UserTasks_Definition"]["processModelIds"] == [PID]
+    assert definitions["OfficialClients_UserTasks_Definition"]["deployedAtIsDate"] is True
+    assert reads["processDefinitions.getById"] == "OfficialClients_UserTasks_Definition"
+    assert PID in reads["processModels.getAll"]["ids"]
+
+
+def test_process_definition_of_a_process_model(reads: Steps) -> None:
+    answer = reads["processDefinitions.getByProcessModelId"]
+    assert answer == {"processDefinitionId": "OfficialClients_UserTasks_Definition", "hasXml": True}
+
+
+def test_process_model_and_definition_of_an_instance(reads: Steps) -> None:
+    assert reads["processModels.getByProcessInstanceId"] == PID
+    assert reads["processInstances.getProcessDefinition"] == "OfficialClients_UserTasks_Definition"
+
+
+def test_process_instance_query_filters_sorts_and_pages(reads: Steps) -> None:
+    ids = reads["ids"]
+    page = reads["processInstances.query by correlationId, sorted, paged"]
+    assert page == {"totalCount": 2, "ids": [ids["second"]], "states": ["running"], "createdAtIsDate": True}
+    assert reads["processInstances.query by state (array)"] == sorted(ids.values())
+
+
+def test_flow_node_query_sorts_and_pages(reads: Steps) -> None:
+    ids = reads["ids"]
+    page = reads["flowNodeInstances.query sorted with paging"]
+    assert page == {"totalCount": 2, "processInstanceIds": [ids["second"]], "startedAtIsDate": True}
+
+
+def test_deployed_topics_and_terminate(reads: Steps) -> None:
+    assert "oc_lock" in reads["ExternalTaskApiClient.getAllDeployedTopics"]
+    assert reads["processInstances.terminateProcessInstance"] == {"state": "terminated", "taskStates": ["terminated"]}
