@@ -82,3 +82,8 @@ def test_notification_client_long_polls_process_and_user_task_events(notificatio
     assert finished["userTaskResult"] == {"approved": True}
     [ended] = notifications["on_process_ended"][:1]
     assert ended["processInstanceId"] == finished["processInstanceId"]
+
+
+def test_delete_a_process_definition(basics: Steps) -> None:
+    basics["deploy OfficialClients_Straight"]
+    basics["Client.process_definition_delete"]

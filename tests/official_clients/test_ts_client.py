@@ -143,3 +143,9 @@ def test_flow_node_query_sorts_and_pages(reads: Steps) -> None:
 def test_deployed_topics_and_terminate(reads: Steps) -> None:
     assert "oc_lock" in reads["ExternalTaskApiClient.getAllDeployedTopics"]
     assert reads["processInstances.terminateProcessInstance"] == {"state": "terminated", "taskStates": ["terminated"]}
+
+
+def test_delete_a_process_definition(reads: Steps) -> None:
+    remaining = reads["processDefinitions.deleteById"]
+    assert "OfficialClients_ExternalTaskLock" not in remaining
+    assert PID in remaining

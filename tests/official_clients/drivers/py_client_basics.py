@@ -135,6 +135,14 @@ def main() -> None:
         )[0],
     )
 
+    straight = MODELS_DIR / "OfficialClients_Straight.bpmn"
+    step("deploy OfficialClients_Straight", lambda: client.deploy_bpmn_from_path(straight))
+    step(
+        "Client.process_definition_delete",
+        lambda: client.process_definition_delete("OfficialClients_Straight_Definition"),
+        fatal=False,
+    )
+
 
 def owner_of(client: Client, task_id: str) -> str | None:
     found = client.user_task_query(UserTaskQuery(user_task_instance_id=task_id))

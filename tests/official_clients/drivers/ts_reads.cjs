@@ -136,5 +136,14 @@ run(async (engine) => {
     },
     soft,
   );
+  await step(
+    'processDefinitions.deleteById',
+    async () => {
+      await engine.processDefinitions.deleteById('OfficialClients_ExternalTaskLock_Definition');
+      const list = await engine.processModels.getAll();
+      return list.processModels.map((processModel) => processModel.processModelId).sort();
+    },
+    soft,
+  );
   await step('ids', () => ({ first: first.processInstanceId, second: second.processInstanceId }));
 });
