@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ManualTask, NoneTask, ServiceTask, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
@@ -57,6 +58,14 @@ _WF_TERMINATED: Final = "pc_terminated"
 
 
 _PASS: Final = object()  # "no result": the node passes its token on unchanged
+
+
+def _event_definitions(task: Any) -> list[Any]:
+    """What a task's spec waits for: its event definition, or each of several (an event-based gateway's)."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [] if definition is None else [definition]
 
 
 def _timer_due(task: Any, definition: Any) -> str | None:
@@ -188,12 +197,12 @@ class ProcessRunner:
         if self._closed() or kind == "timer":
             return False
         definition_type = MessageEventDefinition if kind == "message" else SignalEventDefinition
-        catchers = [
-            task
+        catchers: list[tuple[Any, Any]] = [
+            (task, definition)
             for task in _iter_tasks(self._workflow)
             if task.state == TaskState.WAITING
-            and isinstance(getattr(task.task_spec, "event_definition", None), definition_type)
-            and task.task_spec.event_definition.name == name
+            for definition in _event_definitions(task)
+            if isinstance(definition, definition_type) and definition.name == name
         ]
         if not catchers:
             return False
@@ -202,9 +211,9 @@ class ProcessRunner:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"The payload is not JSON: {exc}") from exc
         if value is not None:
-            for task in catchers:
+            for task, _definition in catchers:
                 set_result(task, copy.deepcopy(value))
-        definition = catchers[0].task_spec.event_definition
+        definition = catchers[0][1]
         spiff_payload = {"payload": None, "result_var": _MESSAGE_RESULT_VAR} if kind == "message" else None
         self._interruptible(lambda: self._workflow.catch(BpmnEvent(definition, payload=spiff_payload)))
         return True
@@ -221,11 +230,15 @@ class ProcessRunner:
         if (
             task is None
             or task.state != TaskState.WAITING
-            or not isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
+            or not any(isinstance(d, TimerEventDefinition) for d in _event_definitions(task))
             or self._closed()
         ):
             raise KeyError(flow_node_instance_id)
-        task.internal_data["event_fired"] = True
+        cycle = task.internal_data.get("event_value")
+        if any(isinstance(d, CycleTimerEventDefinition) for d in _event_definitions(task)) and isinstance(cycle, dict):
+            cycle["next"] = datetime.now(UTC).isoformat()  # a cycle fires by its next time, not by a flag
+        else:
+            task.internal_data["event_fired"] = True
         self._interruptible(self._workflow.refresh_timers)
 
     def waits(self) -> tuple[Wait, ...]:
@@ -234,17 +247,17 @@ class ProcessRunner:
             return ()
         found: list[Wait] = []
         for task in _iter_tasks(self._workflow):
-            definition = getattr(task.task_spec, "event_definition", None)
-            if task.state != TaskState.WAITING or definition is None:
+            if task.state != TaskState.WAITING:
                 continue
             bpmn_id = getattr(task.task_spec, "bpmn_id", None)
             node_id = self._compiled.original_id(bpmn_id) if bpmn_id is not None else ""
-            if isinstance(definition, MessageEventDefinition):
-                found.append(Wait("message", definition.name, None, node_id, str(task.id)))
-            elif isinstance(definition, SignalEventDefinition):
-                found.append(Wait("signal", definition.name, None, node_id, str(task.id)))
-            elif isinstance(definition, TimerEventDefinition):
-                found.append(Wait("timer", None, _timer_due(task, definition), node_id, str(task.id)))
+            for definition in _event_definitions(task):
+                if isinstance(definition, MessageEventDefinition):
+                    found.append(Wait("message", definition.name, None, node_id, str(task.id)))
+                elif isinstance(definition, SignalEventDefinition):
+                    found.append(Wait("signal", definition.name, None, node_id, str(task.id)))
+                elif isinstance(definition, TimerEventDefinition):
+                    found.append(Wait("timer", None, _timer_due(task, definition), node_id, str(task.id)))
         return tuple(found)
 
     def outbound_events(self) -> tuple[OutboundEvent, ...]:
