@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from .store import (
     FLOW_NODE_FILTER_COLUMNS,
     FLOW_NODE_SORT_COLUMNS,
     PROCESS_INSTANCE_FILTER_COLUMNS,
+    PROCESS_INSTANCE_RANGE_FILTERS,
+    PROCESS_INSTANCE_SORT_COLUMNS,
     FlowNodeQuery,
     Store,
 )
@@ -209,12 +212,28 @@ class EngineApp:
 
     async def query_instances(self, request: Request) -> Response:
         self.identity(request)
+        _check_parameters(
+            request,
+            known=(*PROCESS_INSTANCE_FILTER_COLUMNS, *PROCESS_INSTANCE_RANGE_FILTERS, *_INSTANCE_QUERY_OPTIONS),
+            unsupported=_UNSUPPORTED_INSTANCE_PARAMETERS,
+        )
         filters = _filters(request, PROCESS_INSTANCE_FILTER_COLUMNS)
         for state in filters.get("state", ()):
             if state not in PROCESS_STATES:
                 raise EngineHttpError(400, f"Unknown state '{state}'; one of: {', '.join(PROCESS_STATES)}.")
+        ranges = {
+            name: _timestamp(request, name) for name in PROCESS_INSTANCE_RANGE_FILTERS if request.query_params.get(name)
+        }
         offset, limit = _paging(request)
-        items, total = self.core.query_instances(filters, offset, limit)
+        sort_column, descending = _sort_settings(request, PROCESS_INSTANCE_SORT_COLUMNS)
+        _boolean(request, "includeCount", default=True)  # validated; the count is always there
+        include_xml = _boolean(request, "includeXml", default=False)
+        items, total = self.core.query_instances(
+            filters, offset, limit, ranges=ranges, sort_column=sort_column, sort_descending=descending
+        )
+        if include_xml:
+            for item in items:
+                item["xml"] = self.store.definition_xml(item["hash"])
         return JSONResponse({"processInstances": items, "totalCount": total})
 
     async def terminate(self, request: Request) -> Response:
@@ -224,12 +243,17 @@ class EngineApp:
 
     async def flow_node_instances(self, request: Request) -> Response:
         identity = self.identity(request)
+        _check_parameters(
+            request,
+            known=(*FLOW_NODE_FILTER_COLUMNS, *_FLOW_NODE_QUERY_OPTIONS),
+            unsupported=_UNSUPPORTED_FLOW_NODE_PARAMETERS,
+        )
         filters = _filters(request, FLOW_NODE_FILTER_COLUMNS)
         for state in filters.get("state", ()):
             if state not in FLOW_NODE_STATES:
                 raise EngineHttpError(400, f"Unknown state '{state}'; one of: {', '.join(FLOW_NODE_STATES)}.")
         offset, limit = _paging(request)
-        sort_column, descending = _sort_settings(request)
+        sort_column, descending = _sort_settings(request, FLOW_NODE_SORT_COLUMNS)
         include_count = _boolean(request, "includeCount", default=True)
         items, total = self.core.query_flow_nodes(
             FlowNodeQuery(
@@ -329,14 +353,61 @@ def create_app(
     return app
 
 
+# Query parameters of the paged routes besides their filters. The official clients send these: the TypeScript
+# client includeCount always (and includeXml on process instances), sortSettings, offset and limit when set; the
+# Python client offset=0&limit=-1 by default on process instances.
+_FLOW_NODE_QUERY_OPTIONS = ("offset", "limit", "includeCount", "sortSettings")
+_INSTANCE_QUERY_OPTIONS = ("offset", "limit", "includeCount", "includeXml", "sortSettings")
+# Parameters the real engine knows (its OpenAPI document, the SDK's query types) that this engine cannot honour:
+# a 400 that says so, never an answer that ignores them.
+_UNSUPPORTED_FLOW_NODE_PARAMETERS = ("triggeredByFlowNodeInstance", "embeddedProcessModelId")
+_UNSUPPORTED_INSTANCE_PARAMETERS = (
+    "parentProcessInstanceId",
+    "embeddedProcessModelId",
+    "processModelVersion",
+    "anonymousSessionId",
+    "startedByRootAccessToken",
+    "updatedAt",
+    "updatedBefore",
+    "updatedAfter",
+    "durationInMillisecondsGreaterThan",
+    "durationInMillisecondsLessThan",
+    "startToken",
+    "startEventType",
+    "endToken",
+    "endEventType",
+    "correlationMetadata",
+    "processInstanceMetadata",
+    "triggeredByFlowNodeInstance",
+)
+
+
+def _check_parameters(request: Request, *, known: Iterable[str], unsupported: Iterable[str]) -> None:
+    """400 for a query parameter the route does not know, naming it; the real engine's own but unsupported ones
+    are named as such. Silently dropping one would answer a narrower question with everything."""
+    allowed = set(known)
+    not_supported = set(unsupported)
+    for name in request.query_params:
+        if name in allowed:
+            continue
+        if name in not_supported:
+            raise EngineHttpError(400, f"The query parameter '{name}' is not supported by this engine.")
+        raise EngineHttpError(
+            400, f"Unknown query parameter '{name}'; known: {', '.join(sorted(allowed | not_supported))}."
+        )
+
+
 def _csv(request: Request, name: str) -> list[str]:
     values: list[str] = []
     for raw in request.query_params.getlist(name):
+        if raw.startswith("{"):
+            # the official TypeScript client sends a SearchQuery ({"operator", "searchParams"}) as JSON
+            raise EngineHttpError(400, f"'{name}': search queries (JSON objects) are not supported by this engine.")
         values.extend(part for part in raw.split(",") if part != "")
     return values
 
 
-def _filters(request: Request, columns: Any) -> dict[str, list[str]]:
+def _filters(request: Request, columns: Iterable[str]) -> dict[str, list[str]]:
     filters: dict[str, list[str]] = {}
     for name in columns:
         values = _csv(request, name)
@@ -345,7 +416,8 @@ def _filters(request: Request, columns: Any) -> dict[str, list[str]]:
     return filters
 
 
-def _integer(request: Request, name: str) -> int:
+def _integer(request: Request, name: str, *, allow_unlimited: bool = False) -> int:
+    """A non-negative integer parameter, 0 when absent; with ``allow_unlimited``, -1 ("no limit") reads as 0."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return 0
@@ -353,13 +425,16 @@ def _integer(request: Request, name: str) -> int:
         value = float(raw)
     except ValueError:
         raise EngineHttpError(400, f"'{name}' must be a non-negative integer, not '{raw}'.") from None
+    if allow_unlimited and value == -1:
+        return 0
     if value < 0 or value != int(value) or value > 2**31:
         raise EngineHttpError(400, f"'{name}' must be a non-negative integer, not '{raw}'.")
     return int(value)
 
 
 def _paging(request: Request) -> tuple[int, int]:
-    return _integer(request, "offset"), _integer(request, "limit")
+    """``(offset, limit)``; a limit of 0, -1 (the official Python client's default) or none means no limit."""
+    return _integer(request, "offset"), _integer(request, "limit", allow_unlimited=True)
 
 
 def _boolean(request: Request, name: str, *, default: bool) -> bool:
@@ -373,7 +448,19 @@ def _boolean(request: Request, name: str, *, default: bool) -> bool:
     raise EngineHttpError(400, f"'{name}' must be true or false, not '{raw}'.")
 
 
-def _sort_settings(request: Request) -> tuple[str | None, bool]:
+def _timestamp(request: Request, name: str) -> str:
+    """An ISO 8601 timestamp parameter, as the engine stores them (UTC, milliseconds, ``Z``)."""
+    raw = request.query_params.get(name, "")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise EngineHttpError(400, f"'{name}' must be an ISO 8601 timestamp, not '{raw}'.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _sort_settings(request: Request, columns: Mapping[str, str]) -> tuple[str | None, bool]:
     raw = request.query_params.get("sortSettings")
     if raw is None or raw == "":
         return None, False
@@ -386,9 +473,9 @@ def _sort_settings(request: Request) -> tuple[str | None, bool]:
     if not isinstance(settings, dict):
         raise EngineHttpError(400, "'sortSettings' must be a JSON object with 'sortBy' and 'sortDir'.")
     sort_by = settings.get("sortBy")
-    column = FLOW_NODE_SORT_COLUMNS.get(sort_by) if isinstance(sort_by, str) else None
+    column = columns.get(sort_by) if isinstance(sort_by, str) else None
     if column is None:
-        raise EngineHttpError(400, f"Cannot sort by {sort_by!r}; one of: {', '.join(sorted(FLOW_NODE_SORT_COLUMNS))}.")
+        raise EngineHttpError(400, f"Cannot sort by {sort_by!r}; one of: {', '.join(sorted(columns))}.")
     direction = str(settings.get("sortDir", "ASC")).upper()
     if direction not in ("ASC", "DESC"):
         raise EngineHttpError(400, f"'sortDir' must be ASC or DESC, not {settings.get('sortDir')!r}.")
