@@ -78,6 +78,8 @@ def test_python_worker_exception_fails_the_instance(py_worker: Steps) -> None:
 
 def test_python_worker_extends_the_lock_of_a_slow_task(py_worker: Steps) -> None:
     assert py_worker["outcome slow"] == EXPECTED["slow"]
+    assert py_worker["extend locks"]
+    assert [error for error in py_worker["worker errors"] if "extend lock" in error] == []
 
 
 def test_a_locked_task_is_not_fetched_by_another_worker(lock_expiry: Steps) -> None:

@@ -26,11 +26,19 @@ handled: list[dict[str, object]] = []
 client_errors: list[str] = []
 
 
+extend_locks: list[str] = []
+
+
 class ErrorLog(logging.Handler):
-    """The worker logs (and swallows) the engine's refusals; they are the engine's answer to report."""
+    """The worker logs (and swallows) the engine's refusals; they are the engine's answer to report. It also logs
+    each lock extension it sends (INFO), the only trace of them."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        client_errors.append(record.getMessage()[:1500])
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            client_errors.append(message[:1500])
+        elif message.startswith("Extend lock for worker"):
+            extend_locks.append(message[:300])
 
 
 def handler(payload: dict[str, object], external_task: dict[str, object]) -> dict[str, object]:
@@ -86,8 +94,9 @@ def main() -> None:
         )
         instances[mode] = started.process_instance_id
 
-    error_log = ErrorLog(level=logging.ERROR)
-    logging.getLogger("processcube_client").addHandler(error_log)
+    client_logger = logging.getLogger("processcube_client")
+    client_logger.setLevel(logging.INFO)
+    client_logger.addHandler(ErrorLog(level=logging.INFO))
     loop = asyncio.new_event_loop()
     worker = ExternalTaskClient(ENGINE_URL, loop=loop, worker_id="py-worker", install_signals=False)
     worker.subscribe_to_external_task_topic(
@@ -115,6 +124,7 @@ def main() -> None:
             fatal=False,
         )
     step("worker errors", lambda: client_errors)
+    step("extend locks", lambda: extend_locks)
     step("handled", lambda: handled)
     step("instances", lambda: instances)
 
