@@ -149,3 +149,10 @@ def test_delete_a_process_definition(reads: Steps) -> None:
     remaining = reads["processDefinitions.deleteById"]
     assert "OfficialClients_ExternalTaskLock" not in remaining
     assert PID in remaining
+
+
+def test_refusals_arrive_as_the_sdks_errors_with_the_status(user_tasks: Steps) -> None:
+    not_found = {"refused": True, "name": "NotFoundError", "code": 404, "isError": True}
+    assert user_tasks["finishUserTask of a finished task"] == not_found
+    assert user_tasks["reserve an unknown task"] == not_found
+    assert user_tasks["start an unknown process model"] == not_found

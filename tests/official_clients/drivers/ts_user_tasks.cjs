@@ -63,4 +63,19 @@ run(async (engine) => {
     return { state: task.state, endToken: task.endToken ?? null };
   });
   await step('instance outcome', () => waitForInstanceEnd(engine, pi));
+  const refusal = async (action) => {
+    try {
+      await action();
+      return { refused: false };
+    } catch (error) {
+      return { refused: true, name: error.name, code: error.code, isError: error instanceof Error };
+    }
+  };
+  await step('finishUserTask of a finished task', () => refusal(() => engine.userTasks.finishUserTask(taskId, {})));
+  await step('reserve an unknown task', () =>
+    refusal(() => engine.userTasks.reserveUserTaskInstance(undefined, 'no-such-task', 'someone')),
+  );
+  await step('start an unknown process model', () =>
+    refusal(() => engine.processModels.startProcessInstance({ processModelId: 'No_Such_Model' })),
+  );
 });
