@@ -349,3 +349,39 @@ async def test_the_gateway_client_hears_process_events_on_either_transport(engin
             with contextlib.suppress(asyncio.CancelledError):
                 await pumping
     assert [event.name for event in ended] == ["process_ended"]
+
+
+def test_the_gateway_reads_a_waiting_task_with_nulls_and_an_empty_end_token_as_without_a_result() -> None:
+    from gateway.adapters.client_engine import task_from_client
+    from gateway.engine.wire import task_from_wire
+
+    waiting = {
+        "flowNodeInstanceId": "fni-1",
+        "flowNodeId": "Task_1",
+        "flowNodeName": "Task",
+        "flowNodeType": "bpmn:UserTask",
+        "previousFlowNodeInstanceId": "fni-0",
+        "parentProcessInstanceId": None,
+        "processDefinitionId": "Definition_1",
+        "processModelId": "Process_1",
+        "processInstanceId": "pi-1",
+        "correlationId": "corr-1",
+        "state": "suspended",
+        "tokens": [],
+        "startToken": {},
+        "endToken": {},
+        "ownerId": "dummy_token",
+        "startedAt": "2024-06-16T19:18:38.580Z",
+        "assignedUserIds": None,
+        "actualOwnerId": None,
+        "finishedByUserId": None,
+        "userTaskConfig": {"formFields": [{"id": "n", "label": "N", "type": "long", "defaultValue": "undefined"}]},
+        "userTaskConfigModel": {"formFields": [{"id": "n", "label": "N", "type": "long", "defaultValue": "${x}"}]},
+    }
+    task = task_from_client(task_from_wire(waiting))
+    assert task.result is None
+    assert task.reserved_for is None
+    assert task.finished_by is None
+    assert task.form_fields[0].default_value == "undefined"
+    finished = task_from_client(task_from_wire({**waiting, "state": "finished", "endToken": {"n": 1}}))
+    assert finished.result == {"n": 1}
