@@ -160,11 +160,37 @@ class EngineApp:
 
     async def get_definition(self, request: Request) -> Response:
         self.identity(request)
-        definition_id = request.path_params["definition_id"]
-        for definition in self.core.process_definitions():
-            if definition["processDefinitionId"] == definition_id:
-                return JSONResponse(definition)
-        raise EngineHttpError(404, f"Process definition '{definition_id}' not found.")
+        return JSONResponse(self.core.process_definition(request.path_params["definition_id"]))
+
+    async def delete_definition(self, request: Request) -> Response:
+        identity = self.identity(request)
+        await self.core.delete_definition(
+            request.path_params["definition_id"],
+            delete_related=_boolean(request, "delete_all_related_data", default=False),
+            identity=identity,
+        )
+        return Response(status_code=204)
+
+    async def delete_model(self, request: Request) -> Response:
+        identity = self.identity(request)
+        await self.core.delete_model(
+            request.path_params["process_model_id"],
+            delete_related=_boolean(request, "delete_all_related_data", default=False),
+            identity=identity,
+        )
+        return Response(status_code=204)
+
+    async def definition_of_model(self, request: Request) -> Response:
+        self.identity(request)
+        return JSONResponse(self.core.definition_of_model(request.path_params["process_model_id"]))
+
+    async def model_of_instance(self, request: Request) -> Response:
+        self.identity(request)
+        return JSONResponse(self.core.model_of_instance(request.path_params["process_instance_id"]))
+
+    async def definition_of_instance(self, request: Request) -> Response:
+        self.identity(request)
+        return JSONResponse(self.core.definition_of_instance(request.path_params["process_instance_id"]))
 
     async def list_models(self, request: Request) -> Response:
         self.identity(request)
@@ -300,12 +326,21 @@ class EngineApp:
             Route("/process_definitions", self.deploy, methods=["POST"]),
             Route("/process_definitions", self.list_definitions, methods=["GET"]),
             Route("/process_definitions/{definition_id}", self.get_definition, methods=["GET"]),
+            Route("/process_definitions/{definition_id}", self.delete_definition, methods=["DELETE"]),
             Route("/process_models", self.list_models, methods=["GET"]),
             Route("/process_models/{process_model_id}", self.get_model, methods=["GET"]),
             Route("/process_models/{process_model_id}/", self.get_model, methods=["GET"]),
+            Route("/process_models/{process_model_id}", self.delete_model, methods=["DELETE"]),
+            Route("/process_models/{process_model_id}/process_definition", self.definition_of_model, methods=["GET"]),
             Route("/process_models/{process_model_id}/start", self.start, methods=["POST"]),
             Route("/process_instances/query", self.query_instances, methods=["GET"]),
             Route("/process_instances/{process_instance_id}/terminate", self.terminate, methods=["PUT"]),
+            Route("/process_instances/{process_instance_id}/process_model", self.model_of_instance, methods=["GET"]),
+            Route(
+                "/process_instances/{process_instance_id}/process_definition",
+                self.definition_of_instance,
+                methods=["GET"],
+            ),
             Route("/flow_node_instances", self.flow_node_instances, methods=["GET"]),
             Route("/user_tasks/{task_id}/reserve", self.reserve, methods=["PUT"]),
             Route("/user_tasks/{task_id}/cancel-reservation", self.cancel_reservation, methods=["DELETE"]),

@@ -81,6 +81,10 @@ _WAITING_EVENTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bpmn:ReceiveTask": (("intermediate_catch_event_reached",), ("intermediate_catch_event_finished",)),
     "bpmn:BoundaryEvent": ((), ("boundary_event_triggered",)),
 }
+_FINISHED_EVENTS: Mapping[str, tuple[str, ...]] = {
+    "bpmn:StartEvent": ("start_event_finished",),
+    "bpmn:EndEvent": ("end_event_finished",),
+}
 
 
 def now_iso() -> str:
@@ -197,6 +201,14 @@ class EngineCore:
             ]:
                 del self._models[model_id]
             self._index_models(parsed, digest)
+            self._publish(
+                "process_deployed",
+                {
+                    "processDefinitionId": parsed.definitions_id,
+                    "processModelIds": [m.process_model_id for m in parsed.process_models],
+                },
+                None,
+            )
 
     def process_models(self) -> list[dict[str, Any]]:
         return [deployed.to_json() for deployed in sorted(self._models.values(), key=_model_sort_key)]
@@ -219,6 +231,60 @@ class EngineCore:
                 }
             )
         return result
+
+    def process_definition(self, definition_id: str) -> dict[str, Any]:
+        for definition in self.process_definitions():
+            if definition["processDefinitionId"] == definition_id:
+                return definition
+        raise EngineHttpError(404, f"Process definition '{definition_id}' not found.")
+
+    def definition_of_model(self, process_model_id: str) -> dict[str, Any]:
+        return self.process_definition(self._deployed(process_model_id).definition_id)
+
+    def model_of_instance(self, process_instance_id: str) -> dict[str, Any]:
+        """The process model an instance runs on: the version it was started with, deployed or not any more."""
+        instance = self._instance(process_instance_id)
+        parsed = self._parsed_by_hash(str(instance["definition_hash"]))
+        model = parsed.process_model(str(instance["process_model_id"]))
+        return process_model_json(parsed.definitions_id, str(instance["definition_hash"]), model)
+
+    def definition_of_instance(self, process_instance_id: str) -> dict[str, Any]:
+        """The definitions file (the version) an instance was started with."""
+        instance = self._instance(process_instance_id)
+        digest = str(instance["definition_hash"])
+        current = {row["hash"]: row for row in self._store.current_definitions()}.get(digest)
+        parsed = self._parsed_by_hash(digest)
+        return {
+            "processDefinitionId": parsed.definitions_id,
+            "xml": parsed.xml,
+            "hash": digest,
+            "processModels": [process_model_json(parsed.definitions_id, digest, m) for m in parsed.process_models],
+            "deployedAt": current["deployed_at"] if current else None,
+            "deployedByUserId": current["deployed_by"] if current else None,
+        }
+
+    def _instance(self, process_instance_id: str) -> dict[str, Any]:
+        instance = self._store.get_instance(process_instance_id)
+        if instance is None:
+            raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
+        return instance
+
+    async def delete_definition(self, definition_id: str, *, delete_related: bool, identity: Identity) -> None:
+        """Undeploy a definitions file. Its running instances go on with the version they started with, unless
+        ``delete_related`` deletes them (and everything they left) as well."""
+        self._require_write(identity)
+        self.process_definition(definition_id)  # 404 when unknown
+        removed = self._store.delete_definition(definition_id, with_instances=delete_related)
+        await self._store.durable()
+        for model_id in [key for key, value in self._models.items() if value.definition_id == definition_id]:
+            del self._models[model_id]
+        for process_instance_id in removed:
+            self._runners.pop(process_instance_id, None)
+
+    async def delete_model(self, process_model_id: str, *, delete_related: bool, identity: Identity) -> None:
+        """Undeploy the definitions file that holds this process model."""
+        definition_id = self._deployed(process_model_id).definition_id
+        await self.delete_definition(definition_id, delete_related=delete_related, identity=identity)
 
     def _deployed(self, process_model_id: str) -> _DeployedModel:
         deployed = self._models.get(process_model_id)
@@ -807,19 +873,24 @@ def _node_events(
         return []
     lane = node.flow_node_lane
     message = task_event(row, current_token=node.start_token)
+    activity = node.flow_node_type.endswith(("Task", "Activity", "SubProcess"))
+    names: list[str] = []
+    if old is None and activity:
+        names.append("activity_reached")
     if node.state == "canceled":
-        return [("activity_canceled", message, lane)]
+        names.append("activity_canceled")
     waiting, finished = _WAITING_EVENTS.get(node.flow_node_type, ((), ()))
     if node.state == "suspended":
-        return [(name, message, lane) for name in waiting]
-    if node.state != "finished":
-        return []
-    message["currentToken"] = node.end_token
-    if node.flow_node_type == USER_TASK:
-        message["userTaskResult"] = (
-            finished_task[2] if finished_task and finished_task[0] == node.flow_node_instance_id else node.end_token
-        )
-    return [(name, message, lane) for name in finished]
+        names += waiting
+    if node.state == "finished":
+        message["currentToken"] = node.end_token
+        if node.flow_node_type == USER_TASK:
+            message["userTaskResult"] = (
+                finished_task[2] if finished_task and finished_task[0] == node.flow_node_instance_id else node.end_token
+            )
+        names += finished
+        names += _FINISHED_EVENTS.get(node.flow_node_type, ("activity_finished",) if activity else ())
+    return [(name, message, lane) for name in names]
 
 
 def _acting_for(owner_id: str) -> Identity:

@@ -417,6 +417,26 @@ class Store:
         ).fetchall()
         return [dict(row) for row in rows]
 
+    def delete_definition(self, definition_id: str, *, with_instances: bool) -> list[str]:
+        """Undeploy a definitions file (its versions stay: running instances go on with theirs). With
+        ``with_instances`` its instances go too, with all they left behind; returns their ids."""
+        with self.transaction():
+            self._db.execute("DELETE FROM definitions WHERE definition_id = ?", (definition_id,))
+            if not with_instances:
+                return []
+            ids = [
+                str(row[0])
+                for row in self._db.execute(
+                    "SELECT process_instance_id FROM process_instances WHERE definition_id = ?", (definition_id,)
+                ).fetchall()
+            ]
+            for table in ("flow_node_instances", "instance_waits", "external_tasks", "process_instances"):
+                self._db.executemany(
+                    f"DELETE FROM {table} WHERE process_instance_id = ?",
+                    [(pid,) for pid in ids],
+                )
+            return ids
+
     def definition_xml(self, digest: str) -> str | None:
         row = self._db.execute("SELECT xml FROM definition_versions WHERE hash = ?", (digest,)).fetchone()
         return None if row is None else str(row["xml"])
