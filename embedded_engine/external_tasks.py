@@ -370,7 +370,7 @@ class ExternalTasks:
 
     # -- lock expiry -------------------------------------------------------------------------------------------
 
-    def _arm(self) -> None:
+    def _arm(self, *, min_delay: float = 0.0) -> None:
         """(Re)schedule the expiry timer for the earliest lock in the store."""
         if self._closed:
             return
@@ -384,7 +384,7 @@ class ExternalTasks:
         if due is None:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, (due - _now_ms()) / 1000) + 0.001
+        delay = max(min_delay, (due - _now_ms()) / 1000 + 0.001)
         self._timer = loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -393,7 +393,9 @@ class ExternalTasks:
         try:
             self._expire_locks()
         except Exception:
-            log.exception("expiring external task locks failed")
+            log.exception("expiring external task locks failed; trying again in a second")
+            self._arm(min_delay=1.0)
+            return
         self._arm()
 
     def _expire_locks(self) -> None:
@@ -407,9 +409,13 @@ class ExternalTasks:
                         None,
                         state=EXPIRED,
                     )
-                except EngineHttpError:
+                except Exception:
+                    # Its node no longer waits (or the instance cannot be loaded): end the task all the same, so
+                    # that the timer does not find it again.
                     log.exception("failing expired external task %s failed", row["external_task_id"])
-                    continue
+                    self._store.update_external_task(
+                        row["external_task_id"], state=EXPIRED, finished_at=_iso(_now_ms()), locked=0
+                    )
                 self._after_commit([("external_task_expired", self._message(row, None), None)], rearm=False)
                 continue
             self._store.update_external_task(row["external_task_id"], locked=0)
