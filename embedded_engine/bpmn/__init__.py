@@ -13,6 +13,8 @@ module, in the order a document travels:
   sandbox (:mod:`embedded_engine.js`) and refuses anything else, Python above all.
 - :mod:`.tokens`: ProcessCube's token ``{current, history}``, kept beside SpiffWorkflow's task data, and how it
   flows from node to node and merges at joins.
+- :mod:`.user_task_config`: a user task's configuration as modelled (form fields, ``camunda:property`` entries)
+  and as the engine answers it, its ``${...}`` templates evaluated against the token in the sandbox.
 - :mod:`.runner`: :class:`ProcessRunner`, one instance: start, load, serialize, finish tasks, terminate, and the
   :class:`InstanceSnapshot` ProcessCube reports. Model failures are the instance's ``"error"`` state, not
   exceptions.
