@@ -13,6 +13,8 @@ The modules, from the outside in:
 - ``identity``: who is calling (tokens to identities), their scopes, and the lanes they may see.
 - ``authority``: the OAuth 2.0 authority: token endpoint, discovery, JWKS, clients, token verification.
 - ``events``: notifications: the event bus, long polling and Socket.IO.
+- ``external_tasks``: the external task API workers use (fetch_and_lock, extend_lock, finish, error), see
+  ``docs/external-tasks.md``.
 - ``store``: SQLite persistence: definitions, instances and flow node instances, group commits.
 - ``bpmn``: parsing and running BPMN models with SpiffWorkflow (a package; its docstring maps its modules).
 - ``js``: the JavaScript sandbox that conditions and script tasks run in, never as Python.

@@ -202,7 +202,9 @@ class ExternalTasks:
                 }
                 self._store.insert_external_task(row)
                 created_topics.add(definition.topic)
-                events.append(("external_task_created", self._message(row, node.start_token), None))
+                events.append(
+                    ("external_task_created", self._message(row, node.start_token, node.flow_node_name), None)
+                )
             elif row is not None and row["state"] == PENDING:
                 # The node moved on without a worker's finish or error: the instance was terminated or failed.
                 error = {
@@ -444,10 +446,11 @@ class ExternalTasks:
             if fetcher.topics & topics:
                 fetcher.wake.set()
 
-    def _message(self, row: dict[str, Any], current_token: Any) -> dict[str, Any]:
+    def _message(self, row: dict[str, Any], current_token: Any, flow_node_name: str | None = None) -> dict[str, Any]:
         """The ExternalTaskCreatedMessage (EventMessage + externalTaskId, topic, isSingleTry) about a task."""
         node = self._store.get_flow_node(str(row["flow_node_instance_id"])) if current_token is None else None
         token = current_token if current_token is not None else (node or {}).get("start_token")
+        name = flow_node_name if flow_node_name is not None else (node or {}).get("flow_node_name")
         message: dict[str, Any] = {
             "correlationId": row["correlation_id"],
             "processDefinitionId": row["process_definition_id"],
@@ -462,8 +465,8 @@ class ExternalTasks:
             "topic": row["topic"],
             "isSingleTry": bool(row["is_single_try"]),
         }
-        if node is not None and node.get("flow_node_name"):
-            message["flowNodeName"] = node["flow_node_name"]
+        if name:
+            message["flowNodeName"] = name
         return message
 
     def _locked_message(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,8 @@ module, in the order a document travels:
 - :mod:`.runner`: :class:`ProcessRunner`, one instance: start, load, serialize, finish tasks, terminate, and the
   :class:`InstanceSnapshot` ProcessCube reports. Model failures are the instance's ``"error"`` state, not
   exceptions.
+- :mod:`.external`: external service tasks: topic, payload (computed when the token arrives) and single-try as
+  modelled, and a worker's error thrown to a matching error boundary event or failing the instance.
 """
 
 from .model import (

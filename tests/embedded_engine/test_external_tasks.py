@@ -482,3 +482,30 @@ def test_changes_need_the_write_scope(engine_server_factory: Any) -> None:
     assert response.status_code == 200
     assert response.json() == []
     assert_error(fetch_raw(engine, "t", token="nonsense"), 401, "UnauthorizedError")
+
+
+def test_created_and_locked_events_carry_the_task(engine: EngineServer) -> None:
+    def next_event(name: str) -> Callable[[], httpx.Response]:
+        return lambda: httpx.get(
+            f"{engine.api}/notifications/long_polling/{name}", headers=engine.headers(), timeout=30
+        )
+
+    created_thread, created = in_thread(next_event("external_task_created"))
+    locked_thread, locked = in_thread(next_event("external_task_locked"))
+    time.sleep(0.3)
+    started = engine.start_instance("EtSimple", {"n": 9})
+    task = fetch(engine, "et_simple", worker="worker-e")[0]
+    created_thread.join(15)
+    locked_thread.join(15)
+    message = created[0].json()
+    assert message["externalTaskId"] == task["id"]
+    assert message["topic"] == "et_simple"
+    assert message["isSingleTry"] is False
+    assert message["processInstanceId"] == started["processInstanceId"]
+    assert message["flowNodeId"] == "Work"
+    assert message["flowNodeName"] == "Arbeiten"
+    assert message["flowNodeType"] == "bpmn:ServiceTask"
+    assert message["currentToken"] == {"n": 9}
+    lock_message = locked[0].json()
+    assert lock_message["workerId"] == "worker-e"
+    assert lock_message["lockExpirationTime"] == task["lockExpirationTime"]
