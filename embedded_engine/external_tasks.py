@@ -227,13 +227,13 @@ class ExternalTasks:
         self._core._require_write(identity)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(request.long_polling_timeout_ms / 1000, max_wait_seconds)
-        while True:
+        while not self._closed:
             locked = self._lock_now(request)
             if locked:
                 await self._store.durable()
                 return [external_task_json(row) for row in locked]
             remaining = deadline - loop.time()
-            if remaining <= 0 or self._closed:
+            if remaining <= 0:
                 return []
             fetcher = _Fetcher(frozenset(request.topics))
             self._fetchers.add(fetcher)
@@ -243,6 +243,7 @@ class ExternalTasks:
                         await fetcher.wake.wait()
             finally:
                 self._fetchers.discard(fetcher)
+        return []
 
     def _lock_now(self, request: FetchRequest) -> list[dict[str, Any]]:
         now = _now_ms()
