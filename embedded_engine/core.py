@@ -79,7 +79,7 @@ _WAITING_EVENTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "bpmn:IntermediateCatchEvent": (("intermediate_catch_event_reached",), ("intermediate_catch_event_finished",)),
     "bpmn:ReceiveTask": (("intermediate_catch_event_reached",), ("intermediate_catch_event_finished",)),
-    "bpmn:BoundaryEvent": ((), ("boundary_event_triggered",)),
+    "bpmn:BoundaryEvent": (("boundary_event_waiting",), ("boundary_event_triggered",)),
 }
 _FINISHED_EVENTS: Mapping[str, tuple[str, ...]] = {
     "bpmn:StartEvent": ("start_event_finished",),
@@ -877,7 +877,7 @@ def _node_events(
     names: list[str] = []
     if old is None and activity:
         names.append("activity_reached")
-    if node.state == "canceled":
+    if node.state == "canceled" and activity:
         names.append("activity_canceled")
     waiting, finished = _WAITING_EVENTS.get(node.flow_node_type, ((), ()))
     if node.state == "suspended":

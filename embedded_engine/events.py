@@ -93,6 +93,7 @@ OTHER_EVENTS = (
     "signal_triggered",
     "intermediate_catch_event_reached",
     "intermediate_catch_event_finished",
+    "boundary_event_waiting",
     "boundary_event_triggered",
 )
 EVENT_NAMES: frozenset[str] = frozenset(USER_TASK_EVENTS + PROCESS_EVENTS + OTHER_EVENTS)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Final
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, ManualTask, NoneTask, ServiceTask, UserTask
+from SpiffWorkflow.bpmn.specs.defaults import ManualTask, NoneTask, ServiceTask, UserTask
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -457,8 +457,8 @@ class ProcessRunner:
         if state & (TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR):
             return True
         if state == TaskState.WAITING:
-            # a boundary event is no flow node instance of its own until it triggers
-            return not isinstance(task.task_spec, (UnstructuredJoin, BoundaryEvent))
+            # a waiting boundary event is a flow node instance (the engine publishes boundary_event_waiting)
+            return not isinstance(task.task_spec, UnstructuredJoin)
         if state == TaskState.CANCELLED:
             return bool(task.internal_data.get(_TERMINATED) or task.internal_data.get(_CANCELED))
         return False

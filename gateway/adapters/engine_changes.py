@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from ..core.changes import ChangeKind, EngineChange, StreamConnected
 from ..engine import UserTaskClient, UserTaskEvent
+from ..engine.wire import USER_TASK_FLOW_NODE_TYPE
 
 #: The engine's event names -> what happened to the task.
 KINDS = {
@@ -23,7 +24,10 @@ KINDS = {
     # A process that is terminated or fails ends its waiting tasks without a user task event.
     "process_terminated": ChangeKind.TERMINATED,
     "process_error": ChangeKind.TERMINATED,
+    # An interrupting boundary event (a timer, a message) cancels a waiting user task without a user task event.
+    "activity_canceled": ChangeKind.TERMINATED,
 }
+_TASK_EVENTS = frozenset(name for name in KINDS if name.startswith("user_task_")) | {"activity_canceled"}
 
 
 def change_from_event(event: UserTaskEvent) -> EngineChange | None:
@@ -31,7 +35,9 @@ def change_from_event(event: UserTaskEvent) -> EngineChange | None:
     kind = KINDS.get(event.name)
     if kind is None:
         return None
-    is_task_event = event.name.startswith("user_task_")
+    if event.name == "activity_canceled" and event.raw.get("flowNodeType") != USER_TASK_FLOW_NODE_TYPE:
+        return None  # another kind of activity: no task list shows it
+    is_task_event = event.name in _TASK_EVENTS
     if is_task_event and not event.flow_node_instance_id:
         return None
     return EngineChange(

@@ -42,9 +42,10 @@ from .errors import (
 from .events import UserTaskEventStream
 from .loop import get_or_create_loop
 from .retry import RetryPolicy
-from .wire import PROCESS_EVENTS, USER_TASK_EVENTS, TaskPage, UserTaskEvent
+from .wire import ACTIVITY_EVENTS, PROCESS_EVENTS, USER_TASK_EVENTS, TaskPage, UserTaskEvent
 
 __all__ = [
+    "ACTIVITY_EVENTS",
     "ANONYMOUS_TOKEN",
     "DEFAULT_TIMEOUT",
     "PROCESS_EVENTS",

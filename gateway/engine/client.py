@@ -30,6 +30,7 @@ from .errors import (
 from .events import EventMode, UserTaskEventStream
 from .retry import RetryPolicy
 from .wire import (
+    ACTIVITY_EVENTS,
     PROCESS_EVENTS,
     USER_TASK_EVENTS,
     Filter,
@@ -522,10 +523,11 @@ class UserTaskClient:
 
         `on_connect(transport)` is called at every (re)connect, in order with the events ("socketio" or
         "long_polling"): from the second call on, events may have been missed in between. `events` may also name
-        the engine's process events (`PROCESS_EVENTS`: a process that ends takes its waiting tasks with it).
+        the engine's process events (`PROCESS_EVENTS`: a process that ends takes its waiting tasks with it) and
+        `activity_canceled` (`ACTIVITY_EVENTS`: a boundary event cut a task short).
         """
         for name in events:
-            if name not in USER_TASK_EVENTS + PROCESS_EVENTS:
+            if name not in USER_TASK_EVENTS + PROCESS_EVENTS + ACTIVITY_EVENTS:
                 raise ValueError(f"unknown user task event {name!r}")
         root = self
         while root._parent is not None:  # streams end when the pool's owner closes

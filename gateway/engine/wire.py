@@ -15,6 +15,7 @@ from urllib.parse import quote
 from .errors import ProtocolError
 
 __all__ = [
+    "ACTIVITY_EVENTS",
     "PROCESS_EVENTS",
     "SOCKETIO_EVENT_NAMES",
     "USER_TASK_EVENTS",
@@ -42,6 +43,9 @@ USER_TASK_EVENTS: Final[tuple[str, ...]] = (
 )
 #: The engine's process notifications; a process that ends (terminated, failed) takes its waiting tasks with it.
 PROCESS_EVENTS: Final[tuple[str, ...]] = ("process_started", "process_ended", "process_terminated", "process_error")
+#: An activity (a user task among them) that an interrupting boundary event or an event-based gateway cut short:
+#: it ends in state "canceled" without a user task event.
+ACTIVITY_EVENTS: Final[tuple[str, ...]] = ("activity_canceled",)
 #: The Socket.IO name of each event (the names above are long polling's): the official TypeScript client's
 #: `socketSettings.paths` calls the process events `OnProcess*`; the user task events keep their names.
 SOCKETIO_EVENT_NAMES: Final[Mapping[str, str]] = {

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from gateway.adapters.engine_changes import change_from_event
 from gateway.core.changes import ChangeKind
 from gateway.engine import UserTaskEvent
+from tests.embedded_engine.test_waiting_events import chain, studio_model, timer
 from tests.servers import EngineServer, GatewayServer, poll
 
 LIST = "{ userTasks { nodes { id } } }"
@@ -83,3 +86,47 @@ def test_engine_notifications_become_changes() -> None:
     assert (terminated.kind, terminated.task_id, terminated.process_instance_id) == (ChangeKind.TERMINATED, None, "p1")
     assert change_from_event(event("process_started", processInstanceId="p1")) is None
     assert change_from_event(event("user_task_waiting")) is None  # no task id: nothing to show
+
+
+def test_a_user_task_a_boundary_event_cancelled_becomes_a_terminated_change() -> None:
+    cancelled = change_from_event(
+        event("activity_canceled", flowNodeInstanceId="t1", processInstanceId="p1", flowNodeType="bpmn:UserTask")
+    )
+    assert cancelled is not None
+    assert (cancelled.kind, cancelled.task_id) == (ChangeKind.TERMINATED, "t1")
+    manual = event("activity_canceled", flowNodeInstanceId="t2", processInstanceId="p1", flowNodeType="bpmn:ManualTask")
+    assert change_from_event(manual) is None  # no task list shows a manual task
+
+
+ESCALATION = studio_model(
+    "Escalation",
+    '<bpmn:startEvent id="Start" /><bpmn:userTask id="Approve" name="Approve" />'
+    f'<bpmn:boundaryEvent id="TooLate" attachedToRef="Approve">{timer("timeDuration", "P1D")}</bpmn:boundaryEvent>'
+    '<bpmn:endEvent id="Approved" /><bpmn:endEvent id="Escalated" />'
+    + chain("Start", "Approve", "Approved")
+    + chain("TooLate", "Escalated"),
+)
+
+
+def test_a_task_a_boundary_timer_cancels_leaves_the_cached_list(
+    engine_server: EngineServer, gateway_factory: Callable[..., GatewayServer]
+) -> None:
+    engine_server.deploy(ESCALATION)
+    gateway = gateway_factory(GATEWAY_CACHE_TTL_SECONDS=60)
+    poll(lambda: connected(gateway), within=15)
+    started = engine_server.start_instance("Escalation")["processInstanceId"]
+    (task,) = engine_server.user_tasks(processInstanceId=started)
+    gateway.engine_events_settled()
+    assert listed(gateway) == [task["flowNodeInstanceId"]]
+    (boundary,) = httpx.get(
+        engine_server.api + "/flow_node_instances",
+        params={"processInstanceId": started, "flowNodeType": "bpmn:BoundaryEvent", "state": "suspended"},
+        headers=engine_server.headers(),
+    ).json()["flowNodeInstances"]
+
+    fired = httpx.post(
+        f"{engine_server.api}/timer/{boundary['flowNodeInstanceId']}/trigger", headers=engine_server.headers()
+    )
+
+    assert fired.status_code == 204
+    poll(lambda: listed(gateway) == [], within=15)
