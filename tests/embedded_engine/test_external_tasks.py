@@ -7,12 +7,14 @@ property, termination, and a restart of the engine. Models are written in 5Minds
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from tests.servers import DUMMY_TOKEN, EngineServer
@@ -509,3 +511,30 @@ def test_created_and_locked_events_carry_the_task(engine: EngineServer) -> None:
     lock_message = locked[0].json()
     assert lock_message["workerId"] == "worker-e"
     assert lock_message["lockExpirationTime"] == task["lockExpirationTime"]
+
+
+def test_tasks_and_events_match_the_engines_openapi_document(engine: EngineServer) -> None:
+    from tests.embedded_engine.test_openapi_conformance import OPENAPI_FILE, _sanitize
+
+    if not OPENAPI_FILE.exists():
+        pytest.skip("shared/reference is not beside this checkout")
+    document = _sanitize(json.loads(OPENAPI_FILE.read_text()))
+
+    def validate(schema_name: str, value: Any) -> None:
+        schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(value), key=str)
+        assert not errors, f"{schema_name}: {errors[0].message} at {list(errors[0].absolute_path)}"
+
+    created_thread, created = in_thread(
+        lambda: httpx.get(
+            f"{engine.api}/notifications/long_polling/external_task_created", headers=engine.headers(), timeout=30
+        )
+    )
+    time.sleep(0.3)
+    engine.start_instance("EtSimple", {"n": 1})
+    task = fetch(engine, "et_simple")[0]
+    validate("ExternalTask", task)
+    created_thread.join(15)
+    validate("ExternalTaskCreatedMessage", created[0].json())
+    topics = httpx.get(engine.api + "/external_tasks/deployed_topics", headers=engine.headers()).json()
+    assert all(isinstance(topic, str) for topic in topics)
