@@ -465,7 +465,9 @@ class EngineCore:
                 scope=scope,
             )
         )
-        return [flow_node_json(row) for row in rows], total
+        items = [flow_node_json(row) for row in rows]
+        self.external_tasks.add_external_task_data(items)  # service tasks: externalTaskData, as the real engine
+        return items, total
 
     def _visible_user_task(self, flow_node_instance_id: str, identity: Identity) -> dict[str, Any]:
         return self._visible_waiting(flow_node_instance_id, identity, USER_TASK, "User task")

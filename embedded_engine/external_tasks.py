@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from .app import EngineApp
     from .core import EngineCore
 
-__all__ = ["ExternalTasks", "FetchRequest", "external_task_json", "external_task_routes"]
+__all__ = ["ExternalTasks", "FetchRequest", "external_task_data_json", "external_task_json", "external_task_routes"]
 
 log = logging.getLogger("embedded_engine")
 
@@ -98,6 +98,26 @@ def external_task_json(row: dict[str, Any]) -> dict[str, Any]:
         "createdAt": row["created_at"],
     }
     optional = {"finishedAt": row["finished_at"], "result": row["result"], "error": row["error"]}
+    item.update({key: value for key, value in optional.items() if value is not None})
+    return item
+
+
+def external_task_data_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's ``ExternalTaskData`` of a service task instance; optional fields without a value left out."""
+    item: dict[str, Any] = {
+        "externalTaskId": row["external_task_id"],
+        "topic": row["topic"],
+        "state": row["state"],
+        "isSingleTry": row["is_single_try"],
+        "payload": row["payload"],
+    }
+    optional = {
+        "workerId": row["worker_id"],
+        "lockExpirationTime": row["lock_expiration_time"],
+        "result": row["result"],
+        "error": row["error"],
+        "finishedAt": row["finished_at"],
+    }
     item.update({key: value for key, value in optional.items() if value is not None})
     return item
 
@@ -155,6 +175,22 @@ class ExternalTasks:
             parsed = self._core._parsed_by_hash(str(row["hash"]), str(row["xml"]))
             topics.update(external_task_model(parsed).topics)
         return sorted(topics)
+
+    def add_external_task_data(self, items: list[dict[str, Any]]) -> None:
+        """Give the service tasks among these flow node instances (JSON) their ``externalTaskData``.
+
+        The SDK's ``ServiceTaskInstance.externalTaskData`` (the official TypeScript client's ``mapServiceTask`` reads
+        it): ``externalTaskId, topic, state, isSingleTry, payload`` and, once set, ``workerId, lockExpirationTime,
+        result, error, finishedAt``.
+        """
+        ids = [str(item["flowNodeInstanceId"]) for item in items if item.get("flowNodeType") == SERVICE_TASK]
+        if not ids:
+            return
+        rows = self._store.external_tasks_of_flow_nodes(ids)
+        for item in items:
+            row = rows.get(str(item["flowNodeInstanceId"]))
+            if row is not None and item.get("flowNodeType") == SERVICE_TASK:
+                item["externalTaskData"] = external_task_data_json(row)
 
     # -- the instance side: called inside the core's snapshot transaction ---------------------------------------
 

@@ -648,6 +648,19 @@ class Store:
         for row in cursor:
             yield _external_task_row(row)
 
+    def external_tasks_of_flow_nodes(self, flow_node_instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The external tasks of these flow node instances, by flow node instance id."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(flow_node_instance_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._db.execute(
+                f"SELECT * FROM external_tasks WHERE flow_node_instance_id IN ({marks})", chunk
+            ).fetchall()
+            found.update((str(row["flow_node_instance_id"]), _external_task_row(row)) for row in rows)
+        return found
+
     def expired_external_task_locks(self, now_ms: int) -> list[dict[str, Any]]:
         """Pending tasks still marked locked whose lock has expired."""
         rows = self._db.execute(

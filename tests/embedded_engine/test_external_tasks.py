@@ -205,6 +205,15 @@ def test_fetch_lock_finish_runs_the_process_on(engine: EngineServer) -> None:
     node = flow_nodes(engine, started["processInstanceId"])["Work"]
     assert node["state"] == "suspended"
     assert node["flowNodeInstanceId"] == task["flowNodeInstanceId"]
+    data = node["externalTaskData"]
+    assert data["externalTaskId"] == task["id"]
+    assert (data["topic"], data["state"], data["workerId"], data["payload"]) == (
+        "et_simple",
+        "pending",
+        "worker-a",
+        {"nummer": 5},
+    )
+    assert data["lockExpirationTime"] == task["lockExpirationTime"]
     lock_ends = time.mktime(time.strptime(task["lockExpirationTime"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert 10 < lock_ends - time.time() < 30
     assert fetch(engine, "et_simple", worker="worker-b") == []  # locked
@@ -214,7 +223,11 @@ def test_fetch_lock_finish_runs_the_process_on(engine: EngineServer) -> None:
     done = instance(engine, started["processInstanceId"])
     assert done["state"] == "finished"
     assert done["endToken"] == {"summe": 10}
-    assert flow_nodes(engine, started["processInstanceId"])["Work"]["endToken"] == {"summe": 10}
+    work = flow_nodes(engine, started["processInstanceId"])["Work"]
+    assert work["endToken"] == {"summe": 10}
+    assert work["externalTaskData"]["state"] == "finished"
+    assert work["externalTaskData"]["result"] == {"summe": 10}
+    assert "finishedAt" in work["externalTaskData"]
     assert_error(finish(engine, task["id"], {"again": True}), 409, "ConflictError")
 
 
