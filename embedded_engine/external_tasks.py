@@ -422,7 +422,11 @@ class ExternalTasks:
         self._timer_due_ms = due
         if due is None:
             return
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script seeding the store): start() arms the timer once one runs
+            self._timer_due_ms = None
+            return
         delay = max(min_delay, (due - _now_ms()) / 1000 + 0.001)
         self._timer = loop.call_later(delay, self._on_timer)
 
