@@ -65,6 +65,7 @@ log = logging.getLogger("embedded_engine")
 
 SERVICE_TASK = "bpmn:ServiceTask"
 PENDING, FINISHED, EXPIRED = "pending", "finished", "expired"
+_MAX_TOPICS = 1000  # topics of one fetch (each is an SQL parameter)
 _MAX_LOCK_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: anything longer is a mistake, not a lock
 
 Event = tuple[str, dict[str, Any], str | None]
@@ -574,6 +575,8 @@ def parse_fetch_request(body: Any) -> FetchRequest:
     topics = [topic_name] if isinstance(topic_name, str) else topic_name
     if not isinstance(topics, list) or not topics or not all(isinstance(topic, str) and topic for topic in topics):
         raise EngineHttpError(400, "'topicName' must be a topic (a non-empty string) or a non-empty list of topics.")
+    if len(set(topics)) > _MAX_TOPICS:
+        raise EngineHttpError(400, f"'topicName' lists more than {_MAX_TOPICS} topics.")
     max_tasks = _number(data, "maxTasks", default=10, minimum=1)
     if max_tasks != int(max_tasks):
         raise EngineHttpError(400, f"'maxTasks' must be a whole number, not {max_tasks:g}.")
