@@ -602,25 +602,6 @@ class EngineCore:
                 )
         message = {"eventName": name, "eventType": kind, "processInstanceId": process_instance_id}
         self._store.after_commit(lambda: self._publish(f"{kind}_triggered", dict(message, currentToken=payload), None))
-        await self._deliver(
-            kind,
-            name,
-            payload,
-            process_instance_id=process_instance_id,
-            identity=identity,
-            correlation_id=correlation_id,
-        )
-
-    async def _deliver(
-        self,
-        kind: WaitKind,
-        name: str,
-        payload: Any,
-        *,
-        process_instance_id: str | None,
-        identity: Identity,
-        correlation_id: str | None = None,
-    ) -> None:
         targets = [process_instance_id] if process_instance_id else self._store.instances_waiting_for(kind, name)
         for target in targets:
             instance = self._store.get_instance(target)
@@ -694,7 +675,7 @@ class EngineCore:
         identity = _acting_for(owner_id)
         for event in events:
             task = asyncio.get_running_loop().create_task(
-                self._deliver(event.kind, event.name, event.payload, process_instance_id=None, identity=identity)
+                self.trigger(event.kind, event.name, payload=event.payload, process_instance_id=None, identity=identity)
             )
             self._deliveries.add(task)
             task.add_done_callback(self._delivered)

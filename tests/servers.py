@@ -155,6 +155,26 @@ class EngineServer(ServerProcess):
         result: dict[str, Any] = response.json()
         return result
 
+    def process_instance(self, process_instance_id: str, *, token: str = DUMMY_TOKEN) -> dict[str, Any]:
+        """The one process instance with this id, as ``GET /process_instances/query`` answers it."""
+        response = httpx.get(
+            self.api + "/process_instances/query",
+            params={"processInstanceId": process_instance_id},
+            headers=self.headers(token),
+        )
+        response.raise_for_status()
+        instances = response.json()["processInstances"]
+        assert len(instances) == 1, instances
+        found: dict[str, Any] = instances[0]
+        return found
+
+    def flow_nodes(self, *, token: str = DUMMY_TOKEN, **params: Any) -> list[dict[str, Any]]:
+        """``GET /flow_node_instances`` with these query parameters: the flow node instances it answers."""
+        response = httpx.get(self.api + "/flow_node_instances", params=params, headers=self.headers(token))
+        response.raise_for_status()
+        nodes: list[dict[str, Any]] = response.json()["flowNodeInstances"]
+        return nodes
+
     def user_tasks(self, *, token: str = DUMMY_TOKEN, **params: Any) -> list[dict[str, Any]]:
         query = {"flowNodeType": "bpmn:UserTask", "state": "suspended", **params}
         response = httpx.get(self.api + "/flow_node_instances", params=query, headers=self.headers(token))

@@ -58,16 +58,7 @@ def approval_task(engine: EngineServer, token: dict[str, Any]) -> dict[str, Any]
 
 
 def instance(engine: EngineServer, process_instance_id: str) -> dict[str, Any]:
-    response = httpx.get(
-        engine.api + "/process_instances/query",
-        params={"processInstanceId": process_instance_id},
-        headers=engine.headers(),
-    )
-    response.raise_for_status()
-    instances = response.json()["processInstances"]
-    assert len(instances) == 1
-    result: dict[str, Any] = instances[0]
-    return result
+    return engine.process_instance(process_instance_id)
 
 
 # -- deploy --------------------------------------------------------------------------------------------------

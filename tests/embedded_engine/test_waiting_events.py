@@ -51,8 +51,7 @@ def studio_model(process_id: str, body: str, extra: str = "") -> str:
 def chain(*nodes: str) -> str:
     """Sequence flows through the given node ids, in order."""
     return "".join(
-        f'<bpmn:sequenceFlow id="Flow_{a}_{b}" sourceRef="{a}" targetRef="{b}" />'
-        for a, b in pairwise(nodes)
+        f'<bpmn:sequenceFlow id="Flow_{a}_{b}" sourceRef="{a}" targetRef="{b}" />' for a, b in pairwise(nodes)
     )
 
 
@@ -79,21 +78,11 @@ def catch_message(node_id: str) -> str:
 
 
 def instance(engine: EngineServer, process_instance_id: str) -> dict[str, Any]:
-    response = httpx.get(
-        engine.api + "/process_instances/query",
-        params={"processInstanceId": process_instance_id},
-        headers=engine.headers(),
-    )
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()["processInstances"][0]
-    return found
+    return engine.process_instance(process_instance_id)
 
 
 def flow_nodes(engine: EngineServer, **params: Any) -> list[dict[str, Any]]:
-    response = httpx.get(engine.api + "/flow_node_instances", params=params, headers=engine.headers())
-    response.raise_for_status()
-    nodes: list[dict[str, Any]] = response.json()["flowNodeInstances"]
-    return nodes
+    return engine.flow_nodes(**params)
 
 
 def waiting(engine: EngineServer, process_instance_id: str, flow_node_type: str) -> dict[str, Any]:
