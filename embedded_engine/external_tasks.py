@@ -42,12 +42,14 @@ import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from . import js
 from .bpmn import InstanceSnapshot, ProcessRunner
 from .bpmn.external import external_task_model
 from .errors import EngineHttpError
@@ -132,7 +134,36 @@ class FetchRequest:
     max_tasks: int
     long_polling_timeout_ms: float
     lock_duration_ms: int
-    payload_filter: re.Pattern[str] | None = None
+    payload_filter: PayloadFilter | None = None
+
+
+@dataclass(frozen=True)
+class PayloadFilter:
+    """A worker's ``payloadFilter``: a JavaScript regular expression, searched for in each payload's JSON.
+
+    It runs in the JavaScript sandbox, not in Python's ``re``: the syntax is JavaScript's (what the official client
+    sends), and a pattern that backtracks forever (``/(a+)+$/``) ends at the sandbox's time limit instead of holding
+    the engine's event loop.
+    """
+
+    source: str
+    flags: str
+
+    _MATCH = (
+        "(() => { const r = new RegExp(token.source, token.flags); return token.payloads.map((p) => r.test(p)); })()"
+    )
+
+    def matches(self, payloads: Sequence[str]) -> list[bool]:
+        """Which of ``payloads`` (JSON texts) the pattern is found in; 400 for a pattern JavaScript refuses."""
+        if not payloads:
+            return []
+        try:
+            found = js.evaluate_expression(
+                self._MATCH, {"source": self.source, "flags": self.flags, "payloads": list(payloads)}
+            )
+        except js.JsEvaluationError as exc:
+            raise EngineHttpError(400, f"'payloadFilter' cannot be used: {exc.message}") from exc
+        return [bool(item) for item in found] if isinstance(found, list) else [False] * len(payloads)
 
 
 @dataclass(eq=False)
@@ -284,13 +315,15 @@ class ExternalTasks:
 
     def _lock_now(self, request: FetchRequest) -> list[dict[str, Any]]:
         now = _now_ms()
-        chosen: list[dict[str, Any]] = []
-        for row in self._store.fetchable_external_tasks(request.topics, now):
-            if request.payload_filter is not None and not request.payload_filter.search(_js_json(row["payload"])):
-                continue
-            chosen.append(row)
-            if len(chosen) >= request.max_tasks:
-                break
+        rows = self._store.fetchable_external_tasks(request.topics, now)
+        if request.payload_filter is None:
+            chosen = list(islice(rows, request.max_tasks))
+        else:  # one sandbox call per chunk of candidates
+            chosen = []
+            while len(chosen) < request.max_tasks and (chunk := list(islice(rows, 200))):
+                matches = request.payload_filter.matches([_js_json(row["payload"]) for row in chunk])
+                chosen += [row for row, match in zip(chunk, matches, strict=True) if match]
+            chosen = chosen[: request.max_tasks]
         if not chosen:
             return []
         expires = now + request.lock_duration_ms
@@ -549,23 +582,23 @@ def _number(body: dict[str, Any], name: str, *, default: float | None, minimum: 
     return float(value)
 
 
-def _payload_filter(raw: Any) -> re.Pattern[str] | None:
+def _payload_filter(raw: Any) -> PayloadFilter | None:
     """``payloadFilter``: a JavaScript RegExp as ``RegExp.prototype.toString()`` writes it (``/pattern/flags``, what
     the official TypeScript client sends), or a bare pattern; it is searched for in the payload's JSON."""
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
         raise EngineHttpError(400, '\'payloadFilter\' must be a string: a regular expression like /"region":"north"/i.')
-    pattern, flags = raw, 0
     literal = re.fullmatch(r"/(.*)/([a-z]*)", raw, flags=re.DOTALL)
-    if literal is not None:
-        pattern = literal.group(1)
-        for flag in literal.group(2):
-            flags |= {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}.get(flag, 0)
-    try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise EngineHttpError(400, f"'payloadFilter' is not a valid regular expression: {exc}.") from exc
+    if literal is None:
+        return _checked(PayloadFilter(raw, ""))
+    # g and y make RegExp.test() stateful between payloads: a search needs neither
+    return _checked(PayloadFilter(literal.group(1), "".join(f for f in literal.group(2) if f not in "gy")))
+
+
+def _checked(payload_filter: PayloadFilter) -> PayloadFilter:
+    payload_filter.matches(["{}"])  # a pattern JavaScript refuses is a 400 before anything waits
+    return payload_filter
 
 
 def parse_fetch_request(body: Any) -> FetchRequest:

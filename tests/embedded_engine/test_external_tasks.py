@@ -273,6 +273,18 @@ def test_payload_filter_is_a_regular_expression_over_the_payload_json(engine: En
     assert "payloadFilter" in body["message"]
 
 
+def test_a_payload_filter_that_backtracks_forever_is_refused_and_the_engine_goes_on(engine: EngineServer) -> None:
+    engine.start_instance("EtSimple", {"text": "a" * 40 + "!"})
+    # JavaScript syntax, not Python's: a named group works
+    assert len(fetch(engine, "et_simple", payloadFilter='/"(?<key>text)"/', worker="worker-n")) == 1
+    engine.start_instance("EtSimple", {"text": "a" * 40 + "!"})
+
+    body = assert_error(fetch_raw(engine, "et_simple", payloadFilter="/(a+)+$/"), 400, "BadRequestError")
+
+    assert "payloadFilter" in body["message"]
+    assert [t["payload"] for t in fetch(engine, "et_simple")] == [{"text": "a" * 40 + "!"}]
+
+
 def test_a_task_locked_by_another_worker_refuses_finish_extend_and_error(engine: EngineServer) -> None:
     engine.start_instance("EtSimple", {})
     task = fetch(engine, "et_simple")[0]
