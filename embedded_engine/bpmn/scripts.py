@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from embedded_engine import js
 
@@ -40,6 +41,7 @@ __all__ = [
 _CONDITION_KEY: Final = "pc-condition:"
 _SCRIPT_KEY: Final = "pc-script:"
 _TIMER_KEY: Final = "pc-timer:"
+_MIN_CYCLE_SECONDS: Final = 1
 # ISO 8601 as timers take it: a duration (P…), a repetition (R…/…), or a date and time (2026-11-25T10:00:00Z).
 _ISO_TIMER: Final = re.compile(r"^(P[0-9TYMWDHS.,]+|R\d*/.+|\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?)$")
 
@@ -84,6 +86,23 @@ class TimerExpression:
     text: str
 
     def resolve(self, token: Any) -> str:
+        return self._checked(self._value(token))
+
+    def _checked(self, value: str) -> str:
+        """A cycle must leave time between its rounds: ``R/PT0S`` would fire without end, as fast as it can."""
+        if value.upper().startswith("R"):
+            try:
+                _cycles, _start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)
+            except Exception as exc:
+                raise ModelError(f'Timer of "{self.node_id}": `{value}` is no ISO 8601 cycle', {}) from exc
+            if duration.total_seconds() < _MIN_CYCLE_SECONDS:
+                raise ModelError(
+                    f'Timer of "{self.node_id}": the cycle `{value}` repeats faster than every {_MIN_CYCLE_SECONDS} s',
+                    {"expression": self.text},
+                )
+        return value
+
+    def _value(self, token: Any) -> str:
         text = self.text.strip()
         if _ISO_TIMER.match(text):
             return text

@@ -105,3 +105,19 @@ def test_an_end_event_that_throws_a_message_hands_it_to_the_engine_with_the_toke
     (event,) = runner.outbound_events()
     assert (event.kind, event.name, event.payload) == ("message", "Announced", {"order": 9})
     assert runner.outbound_events() == ()  # handed over once
+
+
+def test_a_timer_cycle_without_a_pause_fails_the_instance_instead_of_firing_without_end() -> None:
+    xml = studio_model(
+        "Storm",
+        '<bpmn:startEvent id="S" /><bpmn:userTask id="Work" />'
+        f'<bpmn:boundaryEvent id="Nag" cancelActivity="false" attachedToRef="Work">{timer("timeCycle", "R/PT0S")}'
+        '</bpmn:boundaryEvent><bpmn:endEvent id="Done" /><bpmn:endEvent id="Nagged" />'
+        + chain("S", "Work", "Done")
+        + chain("Nag", "Nagged"),
+    )
+    snapshot = ProcessRunner.start(parse_definitions(xml), "Storm", initial_token={}).snapshot()
+
+    assert snapshot.state == "error"
+    assert snapshot.error is not None
+    assert "Nag" in snapshot.error["message"]
