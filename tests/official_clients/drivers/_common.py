@@ -92,3 +92,26 @@ def run(main: Callable[[], None]) -> None:
     sys.stdout.write(json.dumps({"steps": steps}) + "\n")
     sys.stdout.flush()
     os._exit(0)  # the client's event loop and worker threads must not keep the process alive
+
+
+def deploy(client: Any, process_model_id: str, name: str = "deploy") -> None:
+    """Step ``name``: upload ``models/<process_model_id>.bpmn`` with the official Client (overwriting)."""
+    from processcube_client.core.api import ProcessDefinitionUploadPayload
+
+    xml = (MODELS_DIR / f"{process_model_id}.bpmn").read_text(encoding="utf-8")
+    step(
+        name, lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True))
+    )
+
+
+def start(client: Any, process_model_id: str, initial_token: Any, name: str = "start") -> str:
+    """Step ``name``: start an instance with the official Client (returnOn: created); its process instance id."""
+    from processcube_client.core.api import ProcessStartRequest, StartCallbackType
+
+    request = ProcessStartRequest(
+        process_model_id=process_model_id,
+        return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
+        initial_token=initial_token,
+    )
+    started = step(name, lambda: client.process_model_start(process_model_id, request))
+    return str(started.process_instance_id)

@@ -8,15 +8,12 @@ import logging
 import threading
 import time
 
-from _common import ENGINE_URL, MODELS_DIR, run, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until
 from processcube_client import ExternalTaskClient
 from processcube_client.core.api import (
     Client,
     FlowNodeInstancesQuery,
-    ProcessDefinitionUploadPayload,
     ProcessInstanceQueryRequest,
-    ProcessStartRequest,
-    StartCallbackType,
 )
 from processcube_client.external_task import FunctionalError
 
@@ -74,25 +71,11 @@ def outcome(client: Client, pi: str) -> dict[str, object]:
 
 def main() -> None:
     client = Client(ENGINE_URL)
-    xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
-    step(
-        "deploy",
-        lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)),
-    )
-    instances: dict[str, str] = {}
-    for mode in ("finish", "bpmnError", "serviceError", "slow"):
-        started = step(
-            f"start {mode}",
-            lambda mode=mode: client.process_model_start(
-                PID,
-                ProcessStartRequest(
-                    process_model_id=PID,
-                    return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
-                    initial_token={"mode": mode, "nummer": len(mode)},
-                ),
-            ),
-        )
-        instances[mode] = started.process_instance_id
+    deploy(client, PID)
+    instances = {
+        mode: start(client, PID, {"mode": mode, "nummer": len(mode)}, f"start {mode}")
+        for mode in ("finish", "bpmnError", "serviceError", "slow")
+    }
 
     client_logger = logging.getLogger("processcube_client")
     client_logger.setLevel(logging.INFO)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import time
 
-from _common import ENGINE_URL, MODELS_DIR, run, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until
 from processcube_client.core.api import (
     Client,
     FetchAndLockRequestPayload,
     FinishExternalTaskRequestPayload,
-    ProcessDefinitionUploadPayload,
     ProcessInstanceQueryRequest,
-    ProcessStartRequest,
-    StartCallbackType,
 )
 from processcube_client.core.api.helpers.external_tasks import ExtendLockRequest
 
@@ -31,23 +28,8 @@ def fetch(client: Client, worker: str, *, lock_ms: int, poll_ms: int) -> list[ob
 
 def main() -> None:
     client = Client(ENGINE_URL)
-    xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
-    step(
-        "deploy",
-        lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)),
-    )
-    started = step(
-        "start",
-        lambda: client.process_model_start(
-            PID,
-            ProcessStartRequest(
-                process_model_id=PID,
-                return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
-                initial_token={"auftrag": 1},
-            ),
-        ),
-    )
-    pi = started.process_instance_id
+    deploy(client, PID)
+    pi = start(client, PID, {"auftrag": 1})
     first = step(
         "worker A fetch_and_lock",
         lambda: until("a task for worker A", lambda: fetch(client, "worker-a", lock_ms=1000, poll_ms=1000), bool),

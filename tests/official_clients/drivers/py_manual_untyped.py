@@ -3,15 +3,12 @@ uses the legacy route PUT /empty_activities/:id/finish)."""
 
 from __future__ import annotations
 
-from _common import ENGINE_URL, MODELS_DIR, run, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until
 from processcube_client.core.api import (
     Client,
     EmptyTaskQuery,
     ManualTaskQuery,
-    ProcessDefinitionUploadPayload,
     ProcessInstanceQueryRequest,
-    ProcessStartRequest,
-    StartCallbackType,
 )
 
 PID = "OfficialClients_ManualUntyped"
@@ -19,23 +16,8 @@ PID = "OfficialClients_ManualUntyped"
 
 def main() -> None:
     client = Client(ENGINE_URL)
-    xml = (MODELS_DIR / f"{PID}.bpmn").read_text(encoding="utf-8")
-    step(
-        "deploy",
-        lambda: client.process_definition_upload(ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)),
-    )
-    started = step(
-        "start",
-        lambda: client.process_model_start(
-            PID,
-            ProcessStartRequest(
-                process_model_id=PID,
-                return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
-                initial_token={"paket": "py"},
-            ),
-        ),
-    )
-    pi = started.process_instance_id
+    deploy(client, PID)
+    pi = start(client, PID, {"paket": "py"})
     manual = step(
         "Client.manual_task_query",
         lambda: until(

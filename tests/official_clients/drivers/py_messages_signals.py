@@ -3,16 +3,13 @@ to a message start event."""
 
 from __future__ import annotations
 
-from _common import ENGINE_URL, MODELS_DIR, run, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until
 from processcube_client import ClientFactory
 from processcube_client.core.api import (
     Client,
     FlowNodeInstancesQuery,
     MessageTriggerRequest,
-    ProcessDefinitionUploadPayload,
     ProcessInstanceQueryRequest,
-    ProcessStartRequest,
-    StartCallbackType,
 )
 
 PID = "OfficialClients_MessageSignal"
@@ -33,25 +30,8 @@ def waiting_at(client: Client, pi: str, flow_node_id: str) -> dict[str, object]:
 def main() -> None:
     client = Client(ENGINE_URL)
     for pid in (PID, START_PID):
-        xml = (MODELS_DIR / f"{pid}.bpmn").read_text(encoding="utf-8")
-        step(
-            f"deploy {pid}",
-            lambda xml=xml: client.process_definition_upload(
-                ProcessDefinitionUploadPayload(xml=xml, overwrite_existing=True)
-            ),
-        )
-    started = step(
-        "start",
-        lambda: client.process_model_start(
-            PID,
-            ProcessStartRequest(
-                process_model_id=PID,
-                return_on=StartCallbackType.CallbackOnProcessInstanceCreated,
-                initial_token={"fall": "py"},
-            ),
-        ),
-    )
-    pi = started.process_instance_id
+        deploy(client, pid, f"deploy {pid}")
+    pi = start(client, PID, {"fall": "py"})
     step("waiting at the message", lambda: waiting_at(client, pi, "Nachricht_abwarten"))
     events = ClientFactory().create_event_client(ENGINE_URL)
     step(
