@@ -269,6 +269,16 @@ class EngineCore:
             raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
         return instance
 
+    def _running_instance(self, process_instance_id: str) -> dict[str, Any]:
+        """The instance, which has not ended: 404 if unknown, 409 if it has."""
+        instance = self._instance(process_instance_id)
+        if instance["state"] in ENDED_STATES:
+            raise EngineHttpError(
+                409,
+                f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}').",
+            )
+        return instance
+
     async def delete_definition(self, definition_id: str, *, delete_related: bool, identity: Identity) -> None:
         """Undeploy a definitions file. Its running instances go on with the version they started with, unless
         ``delete_related`` deletes them (and everything they left) as well."""
@@ -435,14 +445,7 @@ class EngineCore:
 
     async def terminate(self, process_instance_id: str, identity: Identity) -> None:
         self._require_write(identity)
-        instance = self._store.get_instance(process_instance_id)
-        if instance is None:
-            raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
-        if instance["state"] in ENDED_STATES:
-            raise EngineHttpError(
-                409,
-                f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}').",
-            )
+        instance = self._running_instance(process_instance_id)
 
         def act(runner: ProcessRunner) -> None:
             runner.terminate()
@@ -592,14 +595,7 @@ class EngineCore:
         engine."""
         self._require_write(identity)
         if process_instance_id is not None:
-            instance = self._store.get_instance(process_instance_id)
-            if instance is None:
-                raise EngineHttpError(404, f"Process instance '{process_instance_id}' not found.")
-            if instance["state"] in ENDED_STATES:
-                raise EngineHttpError(
-                    409,
-                    f"Process instance '{process_instance_id}' has already ended (state '{instance['state']}').",
-                )
+            self._running_instance(process_instance_id)
         message = {"eventName": name, "eventType": kind, "processInstanceId": process_instance_id}
         self._store.after_commit(lambda: self._publish(f"{kind}_triggered", dict(message, currentToken=payload), None))
         targets = [process_instance_id] if process_instance_id else self._store.instances_waiting_for(kind, name)

@@ -115,3 +115,19 @@ def start(client: Any, process_model_id: str, initial_token: Any, name: str = "s
     )
     started = step(name, lambda: client.process_model_start(process_model_id, request))
     return str(started.process_instance_id)
+
+
+def wait_for_end(client: Any, process_instance_id: str) -> None:
+    """Step ``instance``: wait until the instance has ended (finished, failed or terminated); it is the step's value."""
+    from processcube_client.core.api import ProcessInstanceQueryRequest
+
+    step(
+        "instance",
+        lambda: until(
+            "the instance to finish",
+            lambda: client.process_instance_query(
+                ProcessInstanceQueryRequest(process_instance_id=process_instance_id, limit=10)
+            ),
+            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
+        )[0],
+    )

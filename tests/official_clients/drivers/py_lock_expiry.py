@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 
-from _common import ENGINE_URL, deploy, run, start, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until, wait_for_end
 from processcube_client.core.api import (
     Client,
     FetchAndLockRequestPayload,
     FinishExternalTaskRequestPayload,
-    ProcessInstanceQueryRequest,
 )
 from processcube_client.core.api.helpers.external_tasks import ExtendLockRequest
 
@@ -61,14 +60,7 @@ def main() -> None:
             second.id, FinishExternalTaskRequestPayload(worker_id="worker-b", result={"von": "b"})
         ),
     )
-    step(
-        "instance",
-        lambda: until(
-            "the instance to finish",
-            lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10)),
-            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
-        )[0],
-    )
+    wait_for_end(client, pi)
     step("ids", lambda: {"first": first.id, "second": second.id, "processInstanceId": pi})
 
 

@@ -3,12 +3,11 @@ uses the legacy route PUT /empty_activities/:id/finish)."""
 
 from __future__ import annotations
 
-from _common import ENGINE_URL, deploy, run, start, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until, wait_for_end
 from processcube_client.core.api import (
     Client,
     EmptyTaskQuery,
     ManualTaskQuery,
-    ProcessInstanceQueryRequest,
 )
 
 PID = "OfficialClients_ManualUntyped"
@@ -36,14 +35,7 @@ def main() -> None:
         )[0],
     )
     step("Client.empty_task_finish", lambda: client.empty_task_finish(empty.empty_task_instance_id))
-    step(
-        "instance",
-        lambda: until(
-            "the instance to finish",
-            lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10)),
-            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
-        )[0],
-    )
+    wait_for_end(client, pi)
 
 
 if __name__ == "__main__":

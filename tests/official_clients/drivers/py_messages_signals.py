@@ -3,7 +3,7 @@ to a message start event."""
 
 from __future__ import annotations
 
-from _common import ENGINE_URL, deploy, run, start, step, until
+from _common import ENGINE_URL, deploy, run, start, step, until, wait_for_end
 from processcube_client import ClientFactory
 from processcube_client.core.api import (
     Client,
@@ -40,14 +40,7 @@ def main() -> None:
     )
     step("waiting at the signal", lambda: waiting_at(client, pi, "Signal_abwarten"))
     step("Client.trigger_signal", lambda: client.trigger_signal("oc_los"))
-    step(
-        "instance",
-        lambda: until(
-            "the instance to finish",
-            lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10)),
-            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
-        )[0],
-    )
+    wait_for_end(client, pi)
     before = len(client.process_instance_query(ProcessInstanceQueryRequest(process_model_id=START_PID, limit=100)))
     step(
         "Client.trigger_message (start event)",

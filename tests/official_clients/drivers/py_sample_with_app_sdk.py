@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from _common import ENGINE_URL, SHARED_PROCESSES, run, step, until
+from _common import ENGINE_URL, SHARED_PROCESSES, run, step, until, wait_for_end
 from processcube_client import ExternalTaskClient
 from processcube_client.core.api import (
     Client,
     FlowNodeInstancesQuery,
-    ProcessInstanceQueryRequest,
     ProcessStartRequest,
     StartCallbackType,
     UserTaskQuery,
@@ -58,14 +57,7 @@ def main() -> None:
 
     step("Begrüssung eingeben", lambda: finish("begrssungEingeben", {"greeting": "Moin"}))
     step("Begrüssung bekommen", lambda: finish("begrssungBekommen", {"greeting_back": "Moin zurück"}))
-    step(
-        "instance",
-        lambda: until(
-            "the instance to finish",
-            lambda: client.process_instance_query(ProcessInstanceQueryRequest(process_instance_id=pi, limit=10)),
-            lambda found: bool(found) and found[0].state in ("finished", "error", "terminated"),
-        )[0],
-    )
+    wait_for_end(client, pi)
     step(
         "end events",
         lambda: [
