@@ -17,6 +17,7 @@ import httpx
 import jsonschema
 import pytest
 
+from tests.embedded_engine.bpmn._helpers import SHARED_PROCESSES, needs_real_models
 from tests.servers import DUMMY_TOKEN, EngineServer
 
 HEAD = (
@@ -399,8 +400,8 @@ def test_a_failing_payload_expression_fails_the_instance(engine_server: EngineSe
     assert fetch(engine_server, "et_bad") == []
 
 
+@needs_real_models
 def test_the_studio_invoice_model_hands_its_data_object_to_the_worker(engine_server: EngineServer) -> None:
-    from tests.conftest import SHARED_PROCESSES
 
     engine_server.deploy_file(SHARED_PROCESSES / "2_Rechnungserstellung_soll.bpmn")
     topics = httpx.get(engine_server.api + "/external_tasks/deployed_topics", headers=engine_server.headers()).json()
