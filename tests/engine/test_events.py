@@ -65,7 +65,10 @@ async def socket_engine() -> AsyncIterator[SocketEngine]:
     engine = SocketEngine()
     app = socketio.ASGIApp(engine.sio, socketio_path="socket.io")
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    # a bounded shutdown: a Socket.IO connection the client has not quite closed yet must not hold the teardown
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
@@ -73,7 +76,11 @@ async def socket_engine() -> AsyncIterator[SocketEngine]:
     engine.url = f"http://127.0.0.1:{port}"
     yield engine
     server.should_exit = True
-    await task
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 15)
+    except TimeoutError:
+        server.force_exit = True
+        await task
 
 
 def _client(url: str, **options: Any) -> UserTaskClient:
