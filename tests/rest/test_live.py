@@ -17,7 +17,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,8 +303,10 @@ async def _idle_stream_lines(gateway: GatewayServer, approvals: Approvals, *, he
         assert response.status_code == 200, (response.status_code, (await response.aread())[:500])
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-store"
-        async with asyncio.timeout(30):  # a bound on waiting; the heartbeats come every 0.2 s
-            async for line in response.aiter_lines():
+        # aclosing: leaving the loop early closes the line generator here, on this test's event loop; left to the
+        # garbage collector, it was finalized later on a closed loop, which failed whichever test ran then
+        async with asyncio.timeout(30), aclosing(response.aiter_lines()) as lines:  # heartbeats come every 0.2 s
+            async for line in lines:
                 seen.append(line)
                 if seen.count(": heartbeat") == heartbeats:
                     return seen
