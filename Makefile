@@ -49,7 +49,8 @@ $(VENDOR_STAMP): $(NODE_STAMP) gateway/assets.py $(STAMP)
 	$(BIN)/python -m gateway.assets
 
 run: install
-	GATEWAY_EMBEDDED_ENGINE_DEMO=$${GATEWAY_EMBEDDED_ENGINE_DEMO:-true} $(BIN)/python -m gateway
+	GATEWAY_EMBEDDED_ENGINE_DEMO=$${GATEWAY_EMBEDDED_ENGINE_DEMO:-true} GATEWAY_LOG_FORMAT=$${GATEWAY_LOG_FORMAT:-text} \
+		$(BIN)/python -m gateway
 
 engine: install
 	$(BIN)/python -m embedded_engine --host 127.0.0.1 --port 56100 --data-dir .data/engine --demo

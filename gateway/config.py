@@ -59,6 +59,10 @@ class Settings:
     sse_heartbeat_seconds: float = 15.0
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     log_level: str = "info"
+    log_format: str = "json"
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
+    idempotency_ttl_seconds: float = 86_400.0
+    shutdown_grace_seconds: float = 10.0
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +105,10 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_SSE_HEARTBEAT_SECONDS": "comment line sent on an idle server-sent event stream (15)",
     "GATEWAY_CURSOR_SECRET": "key that signs page cursors; unset: random per process (cursors end with it)",
     "GATEWAY_LOG_LEVEL": "debug, info, warning or error (info)",
+    "GATEWAY_LOG_FORMAT": "json (one JSON object a line) or text (for people; `make run` uses it) (json)",
+    "GATEWAY_REDIS_URL": "redis:// or rediss:// URL shared by all instances: idempotency records (unset: in-process)",
+    "GATEWAY_IDEMPOTENCY_TTL_SECONDS": "how long an Idempotency-Key's answer is kept for replays (86400)",
+    "GATEWAY_SHUTDOWN_GRACE_SECONDS": "on SIGTERM, how long requests in flight may take to finish (10)",
 }
 
 
@@ -147,6 +155,13 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _ttl(raw: str) -> float:
+    value = float(raw)
+    if not 1 <= value <= 604_800:
+        raise ValueError(raw)
+    return value
+
+
 def _url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is None:
@@ -169,6 +184,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (_text(env, "GATEWAY_LOG_LEVEL") or "info").lower()
     if level not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} is not valid: expected debug, info, warning or error.")
+    log_format = (_text(env, "GATEWAY_LOG_FORMAT") or "json").lower()
+    if log_format not in ("json", "text"):
+        raise SettingsError(f"GATEWAY_LOG_FORMAT={log_format!r} is not valid: expected json or text.")
+    redis_url = _text(env, "GATEWAY_REDIS_URL")
+    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            "GATEWAY_REDIS_URL is not valid: expected a redis://, rediss:// or unix:// URL such as redis://redis:6379/0."
+        )
     secret = _text(env, "GATEWAY_CURSOR_SECRET")
     if secret is not None and len(secret) < 16:
         raise SettingsError("GATEWAY_CURSOR_SECRET is too short: use at least 16 characters.")
@@ -238,6 +261,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "GATEWAY_SSE_HEARTBEAT_SECONDS", 15.0, _seconds, "seconds between 0 and 3600"
         ),
         log_level=level,
+        log_format=log_format,
+        redis_url=redis_url,
+        idempotency_ttl_seconds=_parsed(
+            env, "GATEWAY_IDEMPOTENCY_TTL_SECONDS", 86_400.0, _ttl, "seconds from 1 to 604800 (a week)"
+        ),
+        shutdown_grace_seconds=_parsed(
+            env, "GATEWAY_SHUTDOWN_GRACE_SECONDS", 10.0, _seconds, "seconds between 0 and 3600"
+        ),
     )
     if settings.default_page_size > settings.max_page_size:
         raise SettingsError("GATEWAY_DEFAULT_PAGE_SIZE must not exceed GATEWAY_MAX_PAGE_SIZE.")
