@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from ..core.changes import ChangeKind, EngineChange, StreamConnected
+from ..core.changes import ChangeKind, EngineChange, StreamConnected, StreamDisconnected
 from ..engine import UserTaskClient, UserTaskEvent
 from ..engine.wire import USER_TASK_FLOW_NODE_TYPE
 
@@ -51,14 +51,19 @@ def change_from_event(event: UserTaskEvent) -> EngineChange | None:
     )
 
 
-async def engine_changes(client: UserTaskClient) -> AsyncIterator[EngineChange | StreamConnected]:
-    """Every change the engine announces, and a :class:`StreamConnected` at each (re)connect, until cancelled.
+async def engine_changes(
+    client: UserTaskClient,
+) -> AsyncIterator[EngineChange | StreamConnected | StreamDisconnected]:
+    """Every change the engine announces, a :class:`StreamConnected` at each (re)connect and a
+    :class:`StreamDisconnected` at each drop, until cancelled.
 
     Errors a reconnect cannot fix (refused credentials) end the stream with the client's exception.
     """
-    items: asyncio.Queue[EngineChange | StreamConnected] = asyncio.Queue()
+    items: asyncio.Queue[EngineChange | StreamConnected | StreamDisconnected] = asyncio.Queue()
     stream = client.user_task_events(
-        events=tuple(KINDS), on_connect=lambda transport: items.put_nowait(StreamConnected(transport))
+        events=tuple(KINDS),
+        on_connect=lambda transport: items.put_nowait(StreamConnected(transport)),
+        on_disconnect=lambda: items.put_nowait(StreamDisconnected()),
     )
 
     async def pump() -> None:

@@ -63,6 +63,11 @@ class StreamConnected:
     transport: str
 
 
+@dataclass(frozen=True)
+class StreamDisconnected:
+    """The engine stream dropped; a reconnect is under way (a :class:`StreamConnected` follows when it succeeds)."""
+
+
 #: What a change says of its task -> the engine filter field that tests it.
 _SAID_OF_THE_TASK = {
     "process_model_ids": "process_model_id",

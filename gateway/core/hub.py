@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import errors
-from .changes import ChangeLog, EngineChange, StreamConnected, TaskChange
+from .changes import ChangeLog, EngineChange, StreamConnected, StreamDisconnected, TaskChange
 from .domain import Caller
 
 log = logging.getLogger("gateway.hub")
@@ -140,6 +140,8 @@ class ChangeHub:
         self._closed: errors.ShuttingDown | None = None
         #: How often the engine stream connected.
         self.connects = 0
+        #: Whether the engine event stream is connected now (readiness, the ``gateway_engine_stream_up`` gauge).
+        self.connected = False
         self.events_received = 0
         self.gaps = 0
 
@@ -213,18 +215,25 @@ class ChangeHub:
             except Exception:  # a listener's bug must not stop the stream for everyone else
                 log.exception("a change listener failed")
 
-    async def run(self, source: AsyncIterable[EngineChange | StreamConnected]) -> None:
+    async def run(self, source: AsyncIterable[EngineChange | StreamConnected | StreamDisconnected]) -> None:
         """Consume the engine's changes until the source ends or this task is cancelled."""
         connects = 0
-        async for item in source:
-            if isinstance(item, StreamConnected):
-                connects += 1
-                self.connects += 1
-                if connects > 1:
-                    log.warning("engine event stream reconnected (%s): events may have been missed", item.transport)
-                    self.gap("The engine's event stream was interrupted: changes may have been missed.")
-                continue
-            self.publish(item)
+        try:
+            async for item in source:
+                if isinstance(item, StreamConnected):
+                    connects += 1
+                    self.connects += 1
+                    self.connected = True
+                    if connects > 1:
+                        log.warning("engine event stream reconnected (%s): events may have been missed", item.transport)
+                        self.gap("The engine's event stream was interrupted: changes may have been missed.")
+                    continue
+                if isinstance(item, StreamDisconnected):
+                    self.connected = False
+                    continue
+                self.publish(item)
+        finally:
+            self.connected = False
 
     def close(self) -> None:
         """End every subscription with ``ShuttingDown`` and refuse new ones (the gateway is stopping)."""

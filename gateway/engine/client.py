@@ -513,6 +513,7 @@ class UserTaskClient:
         mode: EventMode = "auto",
         long_poll_timeout: float = 120.0,
         on_connect: Callable[[str], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
     ) -> UserTaskEventStream:
         """An async iterator over the engine's user task events, reconnecting after a drop.
 
@@ -522,7 +523,8 @@ class UserTaskClient:
         `async with`); closing the client ends every stream.
 
         `on_connect(transport)` is called at every (re)connect, in order with the events ("socketio" or
-        "long_polling"): from the second call on, events may have been missed in between. `events` may also name
+        "long_polling"): from the second call on, events may have been missed in between. `on_disconnect()` is
+        called when a Socket.IO connection drops (long polling has no connection to lose). `events` may also name
         the engine's process events (`PROCESS_EVENTS`: a process that ends takes its waiting tasks with it) and
         `activity_canceled` (`ACTIVITY_EVENTS`: a boundary event cut a task short).
         """
@@ -542,6 +544,7 @@ class UserTaskClient:
             backoff=self._retry,
             on_close=root._streams.discard,
             on_connect=on_connect,
+            on_disconnect=on_disconnect,
         )
         root._streams.add(stream)
         return stream

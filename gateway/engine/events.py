@@ -6,7 +6,7 @@ polling (`GET /notifications/long_polling/{event}`) as the fallback when the eng
 Socket.IO (an engine that is down is asked again, not given up on). A dropped connection is re-established with
 backoff; failures that a reconnect cannot fix (refused credentials, an engine without notifications) end the
 iteration with the error. Events that happen while disconnected are lost; `on_connect` tells the consumer of every
-(re)connect, in order with the events.
+(re)connect and `on_disconnect` of every drop, in order with the events.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ class _Connected:
         self.transport = transport
 
 
+class _Disconnected:
+    """Queued when a Socket.IO connection drops: the consumer's ``on_disconnect`` hook is called with it."""
+
+
 def _not_offered(exc: Exception) -> bool:
     """The engine answered, but not as a Socket.IO server (an HTTP error status at ``/socket.io``).
 
@@ -81,6 +85,7 @@ class UserTaskEventStream:
         backoff: RetryPolicy,
         on_close: Callable[[UserTaskEventStream], None],
         on_connect: Callable[[str], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
     ) -> None:
         self._events = tuple(events)
         self._mode = mode
@@ -91,6 +96,7 @@ class UserTaskEventStream:
         self._backoff = backoff
         self._on_close = on_close
         self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
         self._queue: asyncio.Queue[UserTaskEvent | BaseException | object] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
@@ -110,9 +116,11 @@ class UserTaskEventStream:
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run())
         item = await self._queue.get()
-        while isinstance(item, _Connected):
-            if self._on_connect is not None:
+        while isinstance(item, _Connected | _Disconnected):
+            if isinstance(item, _Connected) and self._on_connect is not None:
                 self._on_connect(item.transport)
+            elif isinstance(item, _Disconnected) and self._on_disconnect is not None:
+                self._on_disconnect()
             item = await self._queue.get()
         if item is _STOP:
             self._queue.put_nowait(_STOP)
@@ -224,6 +232,7 @@ class UserTaskEventStream:
             try:
                 await dropped.wait()
             finally:
+                self._queue.put_nowait(_Disconnected())
                 await self._disconnect(sio)
             logger.info("Socket.IO connection to %s dropped, reconnecting", self._engine_url)
             await self._backoff.wait(0)
