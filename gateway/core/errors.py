@@ -15,6 +15,7 @@ GatewayError                      code                          REST  GraphQL
 │   └── OutcomeUnknown            OUTCOME_UNKNOWN                504   error, extensions.code
 ├── EngineFailure                 ENGINE_ERROR                   502   error, extensions.code
 ├── IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED         422   (REST only: Idempotency-Key)
+├── IdempotencyUnavailable        IDEMPOTENCY_UNAVAILABLE        503   (REST only: Idempotency-Key, Redis down)
 ├── ChangesExpired                CHANGES_EXPIRED                410   error, extensions.code
 ├── TooManySubscriptions          TOO_MANY_SUBSCRIPTIONS         429   error, extensions.code
 └── SubscriptionEnded             SUBSCRIPTION_CLOSED            410   (the last message of a live stream)
@@ -134,6 +135,16 @@ class IdempotencyKeyReused(GatewayError):
             " Use a new key for a new request; repeat the first body to get the first answer again."
         )
         self.key = key
+
+
+class IdempotencyUnavailable(GatewayError):
+    """A write with an Idempotency-Key could not consult the records the instances share (Redis down, or slow), or
+    the first request with its key was still running after a bounded wait. Nothing was sent to the engine: the
+    same request, retried after ``retry_after_seconds``, is safe."""
+
+    code = "IDEMPOTENCY_UNAVAILABLE"
+    status = 503
+    retry_after_seconds: ClassVar[int] = 5
 
 
 class ChangesExpired(GatewayError):

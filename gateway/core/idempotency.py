@@ -14,10 +14,20 @@ share it (REST uses it today; a GraphQL mutation could pass the same key):
 - Duplicates that arrive while the first request is still running wait for it and then get its answer. If the
   first one's answer is not kept (it failed transiently, raised or was cancelled), one of the waiters runs instead.
 
-Answers are kept in memory **per gateway process** for :data:`DEFAULT_TTL_SECONDS` (24 hours), at most
-:data:`DEFAULT_MAX_ENTRIES` answers and :data:`DEFAULT_MAX_WEIGHT` bytes (the oldest go first). Behind a load
-balancer with several gateway processes, a retry that lands on another process is not recognised by the key;
-the service's own finish replay (same caller, same result) still answers it as the first finish did.
+Where the records live is the store's business; both stores below keep this rule and satisfy
+:class:`IdempotencyRecords`:
+
+- :class:`IdempotencyStore` (the default) keeps answers in memory **per gateway process** for
+  :data:`DEFAULT_TTL_SECONDS` (24 hours, ``GATEWAY_IDEMPOTENCY_TTL_SECONDS``), at most :data:`DEFAULT_MAX_ENTRIES`
+  answers and :data:`DEFAULT_MAX_WEIGHT` bytes (the oldest go first). Behind a load balancer with several gateway
+  processes, a retry that lands on another process is not recognised by the key; the service's own finish replay
+  (same caller, same result) still answers it as the first finish did.
+- :class:`gateway.adapters.redis_state.RedisIdempotencyStore` (with ``GATEWAY_REDIS_URL``) keeps them in Redis, so
+  every gateway instance sees every key: a duplicate on another instance waits for the first, a retry on another
+  instance replays. A kept value crosses the process boundary, so it travels through a :class:`Codec`. When Redis
+  cannot be consulted *before* a write runs, the write is refused (``IdempotencyUnavailable``, 503) and nothing
+  reaches the engine; when it fails *after* the write ran, the caller still gets the write's own answer (not
+  kept: a retry runs again, and the service's finish replay recognises a finish that did happen).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import IdempotencyKeyReused
 
@@ -52,6 +62,34 @@ class IdempotencyKey:
 class Outcome(Generic[T]):
     value: T
     replayed: bool
+
+
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """How a kept value becomes bytes for a store outside the process, and back (the in-process store keeps
+    values as they are)."""
+
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
+
+
+class IdempotencyRecords(Protocol):
+    """Where the first answers live: what :func:`gateway.rest.resource.store_of` hands the REST face."""
+
+    async def run(
+        self,
+        key: IdempotencyKey,
+        request_fingerprint: str,
+        produce: Callable[[], Awaitable[T]],
+        *,
+        keep: Callable[[T], bool] = ...,
+        weigh: Callable[[T], int] = ...,
+        codec: Codec[T],
+    ) -> Outcome[T]:
+        """The first answer for ``key`` (replayed), or ``produce()``'s, kept when ``keep`` says it is final.
+
+        Raises :class:`IdempotencyKeyReused` for another fingerprint under a known key."""
+        ...
 
 
 @dataclass
@@ -106,8 +144,11 @@ class IdempotencyStore:
         *,
         keep: Callable[[T], bool] = lambda _: True,
         weigh: Callable[[T], int] = lambda _: 1,
+        codec: Codec[T] | None = None,
     ) -> Outcome[T]:
-        """The first answer for ``key`` (replayed), or ``produce()``'s, kept when ``keep`` says it is final."""
+        """The first answer for ``key`` (replayed), or ``produce()``'s, kept when ``keep`` says it is final.
+
+        ``codec`` is not needed here: values stay in this process as they are."""
         while True:
             self._expire()
             entry = self._entries.get(key)
@@ -173,8 +214,10 @@ __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "DEFAULT_MAX_WEIGHT",
     "DEFAULT_TTL_SECONDS",
+    "Codec",
     "IdempotencyKey",
     "IdempotencyKeyReused",
+    "IdempotencyRecords",
     "IdempotencyStore",
     "Outcome",
     "fingerprint",

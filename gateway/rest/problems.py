@@ -15,6 +15,7 @@ TASK_RESERVED_BY_OTHER_USER      ``taskId``, ``reservedFor``
 INVALID_TASK_RESULT              ``taskId``, ``problems`` [{field, message}] (per form field)
 BAD_REQUEST                      ``problems`` [{field, message}] when the input had named parts that were wrong
 ENGINE_UNAVAILABLE               ``retryAfterSeconds`` (and the ``Retry-After`` header)
+IDEMPOTENCY_UNAVAILABLE          ``retryAfterSeconds`` (and the ``Retry-After`` header)
 ===============================  =====================================================
 
 The live routes add CHANGES_EXPIRED (410: refetch the list), TOO_MANY_SUBSCRIPTIONS (429) and the reasons a live
@@ -115,6 +116,7 @@ PROBLEM_TYPES: dict[type[errors.GatewayError], ProblemType] = {
     errors.OutcomeUnknown: ProblemType("outcome-unknown", "Outcome unknown"),
     errors.EngineFailure: ProblemType("engine-error", "Engine error"),
     IdempotencyKeyReused: ProblemType("idempotency-key-reused", "Idempotency key reused"),
+    errors.IdempotencyUnavailable: ProblemType("idempotency-unavailable", "Idempotency records unavailable"),
     errors.ChangesExpired: ProblemType("changes-expired", "Changes expired"),
     errors.TooManySubscriptions: ProblemType("too-many-subscriptions", "Too many subscriptions"),
     errors.TokenExpired: ProblemType("token-expired", "Token expired"),
@@ -168,13 +170,13 @@ def problem_body(error: errors.GatewayError, request_id: str) -> dict[str, Any]:
         body["problems"] = _field_problems(error.problems)
     if isinstance(error, InvalidInput):
         body["problems"] = _field_problems(error.problems)
-    if isinstance(error, errors.EngineUnavailable):
+    if isinstance(error, errors.EngineUnavailable | errors.IdempotencyUnavailable):
         body["retryAfterSeconds"] = error.retry_after_seconds
     return body
 
 
 def problem_headers(error: errors.GatewayError) -> dict[str, str]:
-    if isinstance(error, errors.EngineUnavailable):
+    if isinstance(error, errors.EngineUnavailable | errors.IdempotencyUnavailable):
         return {"Retry-After": str(error.retry_after_seconds)}
     if isinstance(error, errors.Unauthenticated):
         return {"WWW-Authenticate": 'Bearer realm="processcube-task-gateway"'}

@@ -12,14 +12,16 @@ Per request, in this order (the first failure answers, as a problem document):
    :class:`~gateway.middleware.BodyTooLarge` while it is read: 413);
 4. the caller (``Authorization``) is verified before anything else happens: 401;
 5. the operation parses its parameters and body (400), and, when the request has an ``Idempotency-Key``, runs
-   through the :class:`~gateway.core.idempotency.IdempotencyStore` (a replay answers with ``Idempotent-Replayed:
-   true``); a :class:`Stream` operation answers its own response (server-sent events);
+   through the app's idempotency records (:func:`store_of`: in this process, or in Redis shared by every instance;
+   a replay answers with ``Idempotent-Replayed: true``); a :class:`Stream` operation answers its own response
+   (server-sent events);
 6. a :class:`~gateway.core.errors.GatewayError` becomes its problem (:func:`gateway_error_handler`); anything
    unexpected is logged and masked (:func:`unexpected_error_handler`: 500).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -32,7 +34,7 @@ from starlette.routing import Route
 
 from ..core import errors
 from ..core.domain import Caller
-from ..core.idempotency import IdempotencyKey, IdempotencyStore, fingerprint, is_final
+from ..core.idempotency import Codec, IdempotencyKey, IdempotencyRecords, IdempotencyStore, fingerprint, is_final
 from ..core.service import TaskService
 from . import bodies
 from .params import idempotency_key_of
@@ -74,6 +76,21 @@ class Answer:
         if replayed:
             headers[REPLAYED_HEADER] = "true"
         return Response(self.content, status_code=self.status, headers=headers, media_type=self.media_type)
+
+    def encode(self) -> bytes:
+        """Bytes for idempotency records outside the process: a JSON header line, then the content as it is."""
+        header = [self.status, self.media_type, [list(pair) for pair in self.headers], self.final]
+        return json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode() + b"\n" + self.content
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Answer:
+        head, _, content = raw.partition(b"\n")
+        status, media_type, headers, final = json.loads(head)
+        return cls(int(status), content, str(media_type), tuple((str(n), str(v)) for n, v in headers), bool(final))
+
+
+#: How an :class:`Answer` travels to idempotency records in Redis.
+ANSWER_CODEC: Codec[Answer] = Codec(Answer.encode, Answer.decode)
 
 
 def json_answer(payload: Any, *, status: int = 200, final: bool = True) -> Answer:
@@ -163,10 +180,11 @@ def accepts(accept: str | None, offered: Sequence[str]) -> bool:
     return False
 
 
-def store_of(request: Request) -> IdempotencyStore:
-    """The process's one idempotency store, made on first use and kept on ``app.state.idempotency``."""
+def store_of(request: Request) -> IdempotencyRecords:
+    """The app's idempotency records, ``app.state.idempotency``: made by the lifespan (in Redis with
+    ``GATEWAY_REDIS_URL``, else in this process); an app without one gets an in-process store on first use."""
     state = request.app.state
-    store = getattr(state, "idempotency", None)
+    store: IdempotencyRecords | None = getattr(state, "idempotency", None)
     if store is None:
         store = IdempotencyStore()
         state.idempotency = store
@@ -205,6 +223,7 @@ async def _answer(request: Request, operation: Operation, call: Call) -> Respons
         lambda: _run(operation, call),
         keep=lambda answer: answer.final,
         weigh=lambda answer: len(answer.content),
+        codec=ANSWER_CODEC,
     )
     return outcome.value.response(replayed=outcome.replayed)
 
