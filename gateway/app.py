@@ -23,11 +23,13 @@ from .adapters.client_engine import ClientEngine, request_counter
 from .adapters.embedded_engine import EmbeddedEngine, Supervisor
 from .adapters.engine_changes import engine_changes
 from .adapters.identity import TokenVerifier
+from .adapters.redis_state import RedisIdempotencyStore
 from .assets import static_files_mount
 from .config import Settings
 from .core.cache import ReadCache
 from .core.cursor import CursorCodec
 from .core.hub import ChangeHub, HubLimits
+from .core.idempotency import IdempotencyRecords, IdempotencyStore
 from .core.live import LiveService
 from .core.live_lists import LiveLists
 from .core.service import ServiceLimits, TaskService
@@ -136,10 +138,21 @@ def create_app(settings: Settings) -> Starlette:
             max_entries=settings.cache_max_entries,
             max_bytes=settings.cache_max_bytes,
         )
+        # Idempotency records: in Redis with GATEWAY_REDIS_URL (every instance sees every key), else in this process.
+        shared = (
+            RedisIdempotencyStore.from_url(settings.redis_url, ttl_seconds=settings.idempotency_ttl_seconds)
+            if settings.redis_url
+            else None
+        )
+        idempotency: IdempotencyRecords = shared or IdempotencyStore(ttl_seconds=settings.idempotency_ttl_seconds)
+        app.state.idempotency = idempotency
+        cursor_secret = settings.cursor_secret
+        if shared is not None and not settings.cursor_secret_configured:  # a cursor of one instance is good on all
+            cursor_secret = await shared.shared_cursor_secret(fallback=settings.cursor_secret)
         app.state.service = TaskService(
             ClientEngine(client),
             app.state.cache,
-            CursorCodec(settings.cursor_secret),
+            CursorCodec(cursor_secret),
             ServiceLimits(
                 default_page_size=settings.default_page_size,
                 max_page_size=settings.max_page_size,
@@ -179,6 +192,8 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(TimeoutError):  # a disconnect from a gone engine must not hold the shutdown
                 await asyncio.wait_for(asyncio.gather(streaming, return_exceptions=True), 3)
             await client.aclose()
+            if shared is not None:
+                await shared.aclose()
             if embedded is not None:
                 await embedded.stop()
 

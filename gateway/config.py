@@ -58,6 +58,7 @@ class Settings:
     live_list_interval_ms: int = 100
     sse_heartbeat_seconds: float = 15.0
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    cursor_secret_configured: bool = False  # GATEWAY_CURSOR_SECRET given (else: random, or shared through Redis)
     log_level: str = "info"
     log_format: str = "json"
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
@@ -103,7 +104,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_MAX_SUBSCRIPTIONS": "live subscriptions of this gateway process in all (10000)",
     "GATEWAY_LIVE_LIST_INTERVAL_MS": "least time between two updates of one live list (100)",
     "GATEWAY_SSE_HEARTBEAT_SECONDS": "comment line sent on an idle server-sent event stream (15)",
-    "GATEWAY_CURSOR_SECRET": "key that signs page cursors; unset: random per process (cursors end with it)",
+    "GATEWAY_CURSOR_SECRET": "key that signs page cursors; unset: shared through Redis, or random per process",
     "GATEWAY_LOG_LEVEL": "debug, info, warning or error (info)",
     "GATEWAY_LOG_FORMAT": "json (one JSON object a line) or text (for people; `make run` uses it) (json)",
     "GATEWAY_REDIS_URL": "redis:// or rediss:// URL shared by all instances: idempotency records (unset: in-process)",
@@ -273,5 +274,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings.default_page_size > settings.max_page_size:
         raise SettingsError("GATEWAY_DEFAULT_PAGE_SIZE must not exceed GATEWAY_MAX_PAGE_SIZE.")
     if secret is not None:
-        settings = Settings(**{**settings.__dict__, "cursor_secret": secret.encode()})
+        settings = Settings(**{**settings.__dict__, "cursor_secret": secret.encode(), "cursor_secret_configured": True})
     return settings
