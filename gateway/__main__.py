@@ -14,6 +14,8 @@ from starlette.applications import Starlette
 from .app import create_app
 from .config import SettingsError, load_settings
 from .core.hub import ChangeHub
+from .core.service import TaskService
+from .health import ReadinessProbe
 
 
 def main() -> int:
@@ -37,7 +39,7 @@ def main() -> int:
         log_level=settings.log_level,
         lifespan="on",
         ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a captured Ctrl+C after its shutdown
         GatewayServer(config, app).run()
@@ -45,11 +47,18 @@ def main() -> int:
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn, ending live subscriptions first when it stops.
+    """uvicorn, shutting down gracefully on SIGTERM (or Ctrl+C).
 
-    uvicorn closes WebSockets (1012) and then waits for open responses before the app's lifespan ends, so an SSE
-    stream would hold the shutdown until its timeout. Here every live subscription is ended with ``SHUTTING_DOWN``
-    first: each one sends that as its last message and closes, then uvicorn shuts down as usual.
+    In this order:
+
+    1. ``/readyz`` answers 503 ``shuttingDown`` (a load balancer that still asks stops sending here);
+    2. batches stop sending items: each item not yet sent to the engine is answered ``SHUTTING_DOWN`` (never
+       sent, safe to retry elsewhere), the items already sent finish and the batch is answered;
+    3. every live subscription ends with ``SHUTTING_DOWN`` as its last message (SSE streams end; GraphQL
+       subscriptions send it as an error, then uvicorn closes their WebSockets with 1012, "service restart");
+    4. uvicorn stops accepting connections and waits up to ``GATEWAY_SHUTDOWN_GRACE_SECONDS`` for the requests in
+       flight to be answered (a request still running then is cancelled);
+    5. the app's lifespan ends: the engine event stream, the engine client, the embedded engine.
     """
 
     def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
@@ -57,7 +66,14 @@ class GatewayServer(uvicorn.Server):
         self._app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        hub: ChangeHub | None = getattr(self._app.state, "hub", None)
+        state = self._app.state
+        readiness: ReadinessProbe | None = getattr(state, "readiness", None)
+        if readiness is not None:
+            readiness.shutting_down = True
+        service: TaskService | None = getattr(state, "service", None)
+        if service is not None:
+            service.drain()
+        hub: ChangeHub | None = getattr(state, "hub", None)
         if hub is not None:
             held = hub.subscription_count
             hub.close()

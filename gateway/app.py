@@ -15,8 +15,6 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .adapters.client_engine import ClientEngine, request_counter
@@ -35,32 +33,12 @@ from .core.live_lists import LiveLists
 from .core.service import ServiceLimits, TaskService
 from .engine import ProcessCubeException, UserTaskClient
 from .gql.app import graphql_app
+from .health import Check, ReadinessProbe, healthz, livez, readyz
 from .metrics import GatewayMetrics, LiveFigures, metrics
 from .middleware import BodyTooLarge, GatewayMiddleware, body_too_large
 from .rest import EXCEPTION_HANDLERS, rest_routes
 
 log = logging.getLogger("gateway")
-
-
-async def health(request: Request) -> Response:
-    """200 ``ok`` while the gateway can serve; 503 ``degraded`` while the embedded engine is down (restarting).
-
-    For the embedded engine the supervisor knows its state, so a health check costs no engine call (a load
-    balancer may ask often). A configured engine is not asked either: the gateway is healthy when it runs, and a
-    broken engine shows as 503 answers to real requests.
-    """
-    state = request.app.state
-    body: dict[str, object] = {"status": "ok", "engineUrl": state.engine_url}
-    supervisor: Supervisor | None = state.supervisor
-    if supervisor is None:
-        return JSONResponse(body)
-    engine = supervisor.status()
-    body["engine"] = {"kind": "embedded", **engine.as_json()}
-    if engine.up:
-        return JSONResponse(body)
-    body["status"] = "degraded"
-    body["unavailable"] = ["engine"]
-    return JSONResponse(body, status_code=503)
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -72,7 +50,9 @@ def routes(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        Route("/healthz", health, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *rest_routes(),
         static_files_mount("/static"),
@@ -92,6 +72,32 @@ async def _follow_engine(hub: ChangeHub, client: UserTaskClient) -> None:
             log.exception("the engine event stream failed; starting it again in 5 s")
         hub.gap("The engine's event stream failed and is being restarted: changes may have been missed.")
         await asyncio.sleep(5)
+
+
+def _readiness_checks(app: Starlette, settings: Settings) -> dict[str, Check]:
+    """What ``/readyz`` asks (see :mod:`gateway.health`): each check raises, with a reason, when its part is missing."""
+    state = app.state
+
+    async def engine() -> None:
+        supervisor: Supervisor | None = state.supervisor
+        if supervisor is not None and not supervisor.status().up:
+            raise RuntimeError("The embedded engine is restarting.")
+        await state.client.get_info()
+
+    async def authority() -> None:
+        await state.verifier.authority_reachable()
+
+    async def event_stream() -> None:
+        if not state.hub.connected:
+            raise RuntimeError("The engine event stream is not connected (it is being re-established).")
+
+    async def redis() -> None:
+        await state.idempotency.ping()
+
+    checks: dict[str, Check] = {"engine": engine, "authority": authority, "eventStream": event_stream}
+    if settings.redis_url is not None:
+        checks["redis"] = redis
+    return checks
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -180,6 +186,7 @@ def create_app(settings: Settings) -> Starlette:
                 hub.events_received, hub.connects, hub.gaps, hub.subscription_count, lists.distinct_lists
             )
         )
+        app.state.readiness = ReadinessProbe(_readiness_checks(app, settings))
         streaming = asyncio.get_running_loop().create_task(_follow_engine(hub, client), name="engine events")
         try:
             yield

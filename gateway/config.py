@@ -63,7 +63,7 @@ class Settings:
     log_format: str = "json"
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
     idempotency_ttl_seconds: float = 86_400.0
-    shutdown_grace_seconds: float = 10.0
+    shutdown_grace_seconds: int = 10
 
     @property
     def embedded(self) -> bool:
@@ -268,7 +268,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "GATEWAY_IDEMPOTENCY_TTL_SECONDS", 86_400.0, _ttl, "seconds from 1 to 604800 (a week)"
         ),
         shutdown_grace_seconds=_parsed(
-            env, "GATEWAY_SHUTDOWN_GRACE_SECONDS", 10.0, _seconds, "seconds between 0 and 3600"
+            env, "GATEWAY_SHUTDOWN_GRACE_SECONDS", 10, _integer(0, 3600), "whole seconds from 0 to 3600"
         ),
     )
     if settings.default_page_size > settings.max_page_size:

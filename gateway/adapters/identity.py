@@ -137,6 +137,13 @@ class TokenVerifier:
             raise errors.Unauthenticated("The bearer token was signed with a key the authority does not publish.")
         return self._keys[kid]
 
+    async def authority_reachable(self) -> None:
+        """Fetch the authority's discovery document (readiness): raises a GatewayError when it does not answer."""
+        async with engine_errors():
+            authority = self._authority_url or await self._source.get_authority_url()
+            url = f"{authority.rstrip('/')}/.well-known/openid-configuration"
+            _object(await self._source.get_json(url), url)
+
     async def _refresh(self) -> None:
         async with engine_errors():
             if self._jwks_uri is None:

@@ -112,6 +112,7 @@ class TaskService:
         self._cache = cache
         self._cursors = cursors
         self.limits = limits
+        self._draining = False
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -472,12 +473,24 @@ class TaskService:
         limits.owner_problem(owner_id, problems)
         problems.raise_if_any()
 
+    def drain(self) -> None:
+        """The gateway is shutting down: batch items not sent yet are not sent (each answers ``SHUTTING_DOWN``)."""
+        self._draining = True
+
     async def _bounded(self, items: Sequence[T], action: Callable[[T], Awaitable[Any]]) -> list[Any]:
-        """Run ``action`` on every item, at most ``batch_concurrency`` at once; a GatewayError is that item's result."""
+        """Run ``action`` on every item, at most ``batch_concurrency`` at once; a GatewayError is that item's result.
+
+        Once the gateway drains (:meth:`drain`), an item that has not been sent yet is answered ``SHUTTING_DOWN``
+        instead: never sent, so a retry on another instance is safe; the items already sent are answered as usual.
+        """
         gate = asyncio.Semaphore(self.limits.batch_concurrency)
 
         async def run(item: T) -> Any:
             async with gate:
+                if self._draining:
+                    return errors.ShuttingDown(
+                        "The gateway is shutting down: this item was not sent to the engine. Send it again."
+                    )
                 try:
                     return await action(item)
                 except errors.GatewayError as exc:
