@@ -53,3 +53,9 @@ def test_the_code_reads_exactly_the_documented_variables() -> None:
     source = (REPO / "gateway" / "config.py").read_text(encoding="utf-8")
     read = set(re.findall(r'"((?:GATEWAY|PROCESSCUBE)_[A-Z_]+)"', source.split("def load_settings", 1)[1]))
     assert read == set(VARIABLES)
+
+
+def test_the_operations_guide_places_every_variable() -> None:
+    guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:GATEWAY|PROCESSCUBE)_[A-Z_]+)`", guide.split("## Settings", 1)[1]))
+    assert named == set(VARIABLES)
