@@ -16,6 +16,7 @@ from .config import SettingsError, load_settings
 from .core.hub import ChangeHub
 from .core.service import TaskService
 from .health import ReadinessProbe
+from .logs import UVICORN_OPTIONS, configure_logging
 
 
 def main() -> int:
@@ -24,12 +25,10 @@ def main() -> int:
     except SettingsError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per engine call is noise; use debug to see them
+    configure_logging(settings)  # JSON lines (or text), uvicorn's too; our access log replaces uvicorn's
     where = settings.engine_url or "the embedded engine"
-    print(
-        f"gateway: GraphQL at http://{settings.host}:{settings.port}/graphql, engine: {where}",
-        file=sys.stderr,
+    logging.getLogger("gateway").info(
+        "GraphQL at http://%s:%d/graphql, engine: %s", settings.host, settings.port, where
     )
     app = create_app(settings)
     config = uvicorn.Config(
@@ -37,6 +36,7 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        **UVICORN_OPTIONS,
         lifespan="on",
         ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,

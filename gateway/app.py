@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from .adapters.client_engine import ClientEngine, request_counter
+from .adapters.client_engine import ClientEngine, request_counter, response_observer
 from .adapters.embedded_engine import EmbeddedEngine, Supervisor
 from .adapters.engine_changes import engine_changes
 from .adapters.identity import TokenVerifier
@@ -126,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
             authority_url=settings.authority_url if settings.client_id else None,
             timeout=settings.engine_timeout_seconds,
             on_request=request_counter(app.state.metrics.engine_request),
+            on_response=response_observer(app.state.metrics.engine_response),
         )
 
         app.state.engine_url = engine_url
@@ -187,6 +188,8 @@ def create_app(settings: Settings) -> Starlette:
             )
         )
         app.state.readiness = ReadinessProbe(_readiness_checks(app, settings))
+        app.state.metrics.watch_cache(app.state.cache)
+        app.state.metrics.watch_stream(hub)
         streaming = asyncio.get_running_loop().create_task(_follow_engine(hub, client), name="engine events")
         try:
             yield

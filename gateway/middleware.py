@@ -1,4 +1,11 @@
-"""ASGI middleware: a request id on every request and answer, and a limit on request bodies and WebSocket messages.
+"""ASGI middleware: a request id on every request and answer, the request record (access log and metrics), and a
+limit on request bodies and WebSocket messages.
+
+Each request (and WebSocket connection) gets a :class:`~gateway.record.RequestRecord` in ``scope["state"]["record"]``
+(and as the current record of its task, see :mod:`gateway.record`); the faces fill it in, and when the answer has
+been sent (the connection closed) the middleware writes its access log line (:func:`gateway.logs.log_access`) and
+counts it (``gateway_requests_total``, ``gateway_request_duration_seconds``, ``gateway_idempotent_replays_total``;
+WebSocket connections are logged only: their GraphQL operations are counted one by one).
 
 ``max_body_bytes`` (``GATEWAY_MAX_BODY_BYTES``) bounds an HTTP body and each WebSocket message alike. An HTTP body
 over the limit raises :class:`BodyTooLarge` where the application reads it, and :func:`body_too_large`, registered
@@ -10,16 +17,21 @@ limit that a POST meets).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logs import log_access
+from .metrics import GatewayMetrics
+from .record import GRAPHQL, INTERNAL, REST, RequestRecord, enter, face_of, leave
 from .rest.problems import PayloadTooLarge, problem_response
-from .rest.resource import request_id_of
+from .rest.resource import REPLAYED_HEADER, Resource, request_id_of
 
 REQUEST_ID_HEADER = b"x-request-id"
+_REPLAYED = REPLAYED_HEADER.lower().encode()
 WS_MESSAGE_TOO_BIG = 1009
 
 
@@ -55,15 +67,50 @@ class GatewayMiddleware:
         headers = dict(scope.get("headers") or [])
         given = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
         request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-            return
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path = str(scope.get("path") or "/")
+        websocket = scope["type"] == "websocket"
+        record = RequestRecord(
+            face=face_of(path),
+            method="WS" if websocket else str(scope.get("method") or "GET"),
+            path=path,
+            request_id=request_id,
+            websocket=websocket,
+        )
+        state["record"] = record
+        token = enter(record)
+        failed = False
+        try:
+            if websocket:
+                await self._websocket(scope, receive, send, record)
+            else:
+                await self._http(scope, receive, send, record)
+        except asyncio.CancelledError:
+            record.note(code=record.code or "CANCELLED")
+            raise
+        except Exception:
+            failed = True  # answered 500 by starlette's outermost middleware, outside this one
+            if record.status is None:
+                record.status = 500
+            record.note(code=INTERNAL)
+            raise
+        finally:
+            _finish(scope, record)
+            if not failed:  # the unexpected error's handler logs after this: it keeps the request id
+                leave(token)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
+        request_id = record.request_id
+        headers = dict(scope.get("headers") or [])
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                record.status = int(message["status"])
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
+                sent = message.get("headers", [])
+                record.replayed = any(name.lower() == _REPLAYED for name, _ in sent)
+                message["headers"] = [*sent, (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         limit = self.max_body_bytes
@@ -86,7 +133,7 @@ class GatewayMiddleware:
 
         await self.app(scope, limited_receive, send_with_id)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
         """Pass the connection on, closing it (1009) instead of delivering a message over the limit.
 
         The application is told the client went away (``websocket.disconnect``), so it stops reading; whatever it
@@ -102,14 +149,51 @@ class GatewayMiddleware:
                 closed = True
                 reason = f"The message is larger than the limit of {limit} bytes."
                 await send({"type": "websocket.close", "code": WS_MESSAGE_TOO_BIG, "reason": reason})
+                record.close_code = WS_MESSAGE_TOO_BIG
                 return {"type": "websocket.disconnect", "code": WS_MESSAGE_TOO_BIG}
+            if message["type"] == "websocket.disconnect" and record.close_code is None:
+                record.close_code = int(message.get("code") or 1005)
             return message
 
         async def guarded_send(message: Message) -> None:
-            if not closed:
-                await send(message)
+            if closed:
+                return
+            if message["type"] == "websocket.accept":
+                record.status = 101
+            elif message["type"] == "websocket.close":
+                if record.status is None:
+                    record.status = 403  # refused before the upgrade
+                if record.close_code is None:
+                    record.close_code = int(message.get("code") or 1000)
+            await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
+
+
+def _operation(scope: Scope, record: RequestRecord) -> str:
+    """The operation of a request no face named: a bounded name from the route that answered it."""
+    if record.websocket:
+        return "websocket"
+    route = scope.get("route")
+    if record.face == REST:
+        return route.name if isinstance(route, Resource) else "unmatched"
+    if record.face == GRAPHQL:
+        return "graphiql" if record.method in ("GET", "HEAD") and (record.status or 500) < 400 else "invalid"
+    name = getattr(route, "name", None)
+    return name if isinstance(name, str) and name else "unmatched"
+
+
+def _finish(scope: Scope, record: RequestRecord) -> None:
+    """The request is answered (or the connection closed): its access log line and its metrics."""
+    if record.operation is None:
+        record.operation = _operation(scope, record)
+    app = scope.get("app")
+    metrics: GatewayMetrics | None = getattr(getattr(app, "state", None), "metrics", None)
+    if metrics is not None and not record.websocket:
+        metrics.request(record.face, record.operation, record.final_code(), record.seconds())
+        if record.replayed:
+            metrics.replay(record.face)
+    log_access(record)
 
 
 def _message_exceeds(message: Message, limit: int) -> bool:

@@ -153,6 +153,43 @@ def request_counter(record: Callable[[str], None]) -> Callable[[_Request], None]
     return count
 
 
+class _Response(Protocol):
+    status_code: int
+
+
+def engine_error_kind(outcome: _Response | BaseException) -> str | None:
+    """What went wrong with one engine HTTP request, as a bounded label; None when it succeeded (2xx).
+
+    ``timeout`` (no answer in time, also a write whose outcome is unknown), ``connect`` (refused, dropped, DNS),
+    ``http_4xx`` / ``http_5xx`` (an error status), ``invalid_response`` (a redirect or a reply that breaks the
+    contract), ``other`` (anything else the client raised).
+    """
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, EngineTimeoutError):
+            return "timeout"
+        if isinstance(outcome, EngineUnavailableError):
+            return "connect"
+        if isinstance(outcome, ProtocolError):
+            return "invalid_response"
+        return "other"
+    status = outcome.status_code
+    if status < 300:
+        return None
+    if status < 400:
+        return "invalid_response"
+    return "http_4xx" if status < 500 else "http_5xx"
+
+
+def response_observer(record: Callable[[str, float, str | None], None]) -> Callable[[_Request, Any, float], None]:
+    """A ``UserTaskClient`` response hook (``on_response=``) that records each engine request's method, duration
+    and error kind (:func:`engine_error_kind`; None for a success): ``gateway.metrics``' engine histogram and errors."""
+
+    def observe(request: _Request, outcome: Any, seconds: float) -> None:
+        record(request.method, seconds, engine_error_kind(outcome))
+
+    return observe
+
+
 class ClientEngine:
     """Implements :class:`gateway.core.ports.Engine` with one shared :class:`UserTaskClient`.
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
@@ -143,6 +144,8 @@ class ChangeHub:
         #: Whether the engine event stream is connected now (readiness, the ``gateway_engine_stream_up`` gauge).
         self.connected = False
         self.events_received = 0
+        #: When the last engine event arrived (``time.monotonic()``); None before the first one.
+        self.last_event_at: float | None = None
         self.gaps = 0
 
     # -- subscribing -------------------------------------------------------------------------------------------
@@ -194,6 +197,7 @@ class ChangeHub:
     def publish(self, change: EngineChange) -> TaskChange:
         entry = self.log.append(change)
         self.events_received += 1
+        self.last_event_at = time.monotonic()
         self._invalidate()
         self._fan_out(entry)
         return entry

@@ -99,6 +99,9 @@ _FILTER_WIRE_NAMES: Final[dict[str, str]] = {
 
 SortDir = Literal["ASC", "DESC"]
 RequestHook = Callable[[httpx.Request], None]
+#: Called once per HTTP request sent to the engine, when it ended: with its response (any status) or the
+#: `ProcessCubeException` it failed with (timeout, connection), and the seconds it took.
+ResponseHook = Callable[[httpx.Request, "httpx.Response | ProcessCubeException", float], None]
 
 
 def _wire_filters(filters: Mapping[str, Any]) -> dict[str, Filter]:
@@ -166,6 +169,7 @@ class UserTaskClient:
         limits: httpx.Limits = DEFAULT_LIMITS,
         transport: httpx.AsyncBaseTransport | None = None,
         on_request: RequestHook | None = None,
+        on_response: ResponseHook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         parts = urlsplit(engine_url)
@@ -189,6 +193,7 @@ class UserTaskClient:
         self._parent: UserTaskClient | None = None
         self._retry = retry if retry is not None else RetryPolicy()
         self._on_request = on_request
+        self._on_response = on_response
         self._request_count = 0
         self._closed = False
         self._streams: set[UserTaskEventStream] = set()
@@ -605,8 +610,16 @@ class UserTaskClient:
                         timeout=read_timeout if read_timeout is not None else httpx.USE_CLIENT_DEFAULT,
                     )
                 self._count(request)
-                with map_engine_errors(write=write, what=f"{what} ({method} {path[:200]})"):
-                    response = await self._http.send(request)
+                sent = time.perf_counter()
+                try:
+                    with map_engine_errors(write=write, what=f"{what} ({method} {path[:200]})"):
+                        response = await self._http.send(request)
+                except ProcessCubeException as exc:
+                    if self._on_response is not None:
+                        self._on_response(request, exc, time.perf_counter() - sent)
+                    raise
+                if self._on_response is not None:
+                    self._on_response(request, response, time.perf_counter() - sent)
                 if response.status_code == 401 and not auth_retried:
                     fresh = await self._tokens.refresh(token)
                     if fresh is not None and fresh != token:

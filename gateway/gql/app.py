@@ -44,10 +44,12 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from ..core.domain import Caller
 from ..core.errors import GatewayError, TooManySubscriptions, Unauthenticated
+from ..record import OK, record_of
 from .context import Context
 from .errors import request_error_code
 from .graphiql import OfflineGraphQL
 from .limits import MAX_REQUEST_JSON_DEPTH, DocumentCache, JSONTooDeep, decode_json
+from .observe import operation_label
 from .schema import GatewaySchema, build_schema
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -195,6 +197,10 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
             caller: Any = await state.verifier.caller(request.headers.get("authorization"))
         except GatewayError as exc:
             caller = exc
+        if isinstance(request, WebSocket):  # the connection's access log line names its caller
+            record = record_of(request)
+            if record is not None:
+                record.note(caller=caller)
         return Context(
             service=state.service,
             request_id=request.scope.get("state", {}).get("request_id", "-"),
@@ -229,6 +235,9 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
             except GatewayError as exc:
                 caller = exc
         context.authenticate(caller)
+        record = record_of(context.request)
+        if record is not None:
+            record.note(caller=caller)
         return UNSET
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -271,7 +280,12 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
         variables = json.dumps(request_data.variables, sort_keys=True, default=str)
         key = ("graphql-response", caller.cache_key, _response_key(query, variables, request_data.operation_name))
         cache = request.app.state.cache
-        return await cache.get_or_load(key, execute, keep=lambda result: not result.errors)
+        result: ExecutionResult = await cache.get_or_load(key, execute, keep=lambda result: not result.errors)
+        record = record_of(request)
+        if record is not None and record.operation is None:  # answered from the cache: no extension saw it
+            label = operation_label(self.documents.parse(query), request_data.operation_name)
+            record.note(label, code=OK, caller=caller)
+        return result
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)

@@ -41,6 +41,9 @@ class Context:
     #: Whether the loader keeps what it loaded: for one HTTP request, yes; not for a WebSocket's context, which
     #: serves every operation of the connection (a later query would see the task as an earlier one found it).
     keep_loaded: bool = True
+    #: The code of the union member a single-task mutation answered (TASK_NOT_FOUND, …): the operation's outcome
+    #: for the request record (see :mod:`gateway.gql.observe`); None: no refusal.
+    outcome_code: str | None = None
     task_loader: DataLoader[str, UserTask | None] = field(init=False)
 
     def __post_init__(self) -> None:

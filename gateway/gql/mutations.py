@@ -66,6 +66,7 @@ class Mutation:
         try:
             task = await info.context.service.reserve(info.context.caller, str(id), owner_id)
         except errors.TASK_OUTCOME_ERRORS as exc:
+            info.context.outcome_code = exc.code
             return refusal(str(id), exc)
         return UserTask.from_domain(task)
 
@@ -74,6 +75,7 @@ class Mutation:
         try:
             task = await info.context.service.cancel_reservation(info.context.caller, str(id))
         except errors.TASK_OUTCOME_ERRORS as exc:
+            info.context.outcome_code = exc.code
             return refusal(str(id), exc)
         return UserTask.from_domain(task)
 
@@ -84,6 +86,7 @@ class Mutation:
         try:
             outcome = await info.context.service.finish(info.context.caller, str(id), result)
         except errors.TASK_OUTCOME_ERRORS as exc:
+            info.context.outcome_code = exc.code
             return refusal(str(id), exc)
         return finished(outcome)
 

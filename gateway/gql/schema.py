@@ -15,6 +15,7 @@ from strawberry.extensions import AddValidationRules
 from .errors import ErrorCodes
 from .limits import DocumentCache, alias_rule, depth_rule, document_guard
 from .mutations import Mutation
+from .observe import ObserveOperations
 from .queries import Query
 from .subscriptions import Subscription
 
@@ -36,7 +37,7 @@ def build_schema(*, max_depth: int, max_aliases: int, max_tokens: int) -> Gatewa
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[lambda: AddValidationRules(rules), document_guard(documents), ErrorCodes],
+        extensions=[lambda: AddValidationRules(rules), document_guard(documents), ErrorCodes, ObserveOperations],
     )
     schema.documents = documents
     return schema

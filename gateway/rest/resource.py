@@ -36,6 +36,7 @@ from ..core import errors
 from ..core.domain import Caller
 from ..core.idempotency import Codec, IdempotencyKey, IdempotencyRecords, IdempotencyStore, fingerprint, is_final
 from ..core.service import TaskService
+from ..record import OK, record_of
 from . import bodies
 from .params import idempotency_key_of
 from .problems import (
@@ -191,11 +192,25 @@ def store_of(request: Request) -> IdempotencyRecords:
     return store
 
 
+def _noted(request: Request, answer: Answer) -> Answer:
+    """``answer``, its code noted on the request record (a problem's ``code``, else OK; replays too)."""
+    record = record_of(request)
+    if record is not None:
+        code = OK
+        if answer.media_type == PROBLEM_JSON:
+            try:
+                code = str(json.loads(answer.content).get("code") or "INTERNAL")
+            except (ValueError, AttributeError):
+                code = "INTERNAL"
+        record.note(code=code)
+    return answer
+
+
 async def _run(operation: Operation, call: Call) -> Answer:
     try:
-        return await operation.handler(call)
+        return _noted(call.request, await operation.handler(call))
     except errors.GatewayError as exc:
-        return problem_answer(exc, call.request_id)
+        return _noted(call.request, problem_answer(exc, call.request_id))
 
 
 async def _negotiated_body(request: Request, operation: Operation | Stream, media_types: Sequence[str]) -> bytes:
@@ -225,7 +240,7 @@ async def _answer(request: Request, operation: Operation, call: Call) -> Respons
         weigh=lambda answer: len(answer.content),
         codec=ANSWER_CODEC,
     )
-    return outcome.value.response(replayed=outcome.replayed)
+    return _noted(request, outcome.value).response(replayed=outcome.replayed)
 
 
 class Resource(Route):
@@ -257,6 +272,9 @@ class Resource(Route):
             if method == "OPTIONS":
                 return Response(status_code=204, headers={"Allow": self.allow})
             operation = operations["GET" if method == "HEAD" else method]  # starlette routed only these methods
+            record = record_of(request)
+            if record is not None:
+                record.note(operation.handler.__name__)  # the operation's name: a bounded metric label
             raw = await _negotiated_body(request, operation, media_types)
             request_id = request_id_of(request)
             if not authenticate:
@@ -264,6 +282,8 @@ class Resource(Route):
                     raise TypeError("a stream needs an authenticated caller")
                 return (await _run(operation, Call(request, request_id))).response()
             caller: Caller = await request.app.state.verifier.caller(request.headers.get("authorization"))
+            if record is not None:
+                record.note(caller=caller)
             call = Call(request, request_id, caller, path_params=request.path_params)
             if isinstance(operation, Stream):
                 return await operation.handler(call)
@@ -281,6 +301,9 @@ async def gateway_error_handler(request: Request, exc: Exception) -> Response:
     """A :class:`~gateway.core.errors.GatewayError` raised by a route: its problem document."""
     if not isinstance(exc, errors.GatewayError):  # pragma: no cover - registered for GatewayError only
         raise exc
+    record = record_of(request)
+    if record is not None:
+        record.note(code=exc.code)
     return problem_response(exc, request_id_of(request))
 
 
