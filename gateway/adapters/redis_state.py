@@ -14,13 +14,16 @@ JSON header line (the body fingerprint; for a running request also the owner's r
   pending record, so an owner whose lease ran out (and was taken over) changes nothing.
 - **everyone else**: another fingerprint is :class:`~gateway.core.errors.IdempotencyKeyReused` (422); a kept
   record is replayed; a pending one is polled again with backoff (10 ms growing to 100 ms) for at most
-  ``wait_seconds``, after which the duplicate is answered ``IdempotencyUnavailable`` (503, retry later).
+  ``wait_seconds`` (:data:`DEFAULT_WAIT_SECONDS`, 60), after which the duplicate is answered
+  ``IdempotencyUnavailable`` (503, retry later).
 
 Redis is asked with short timeouts (:data:`DEFAULT_TIMEOUT_SECONDS` per socket operation, one quick retry on a
 stale connection, and a bound on every call), so a hung Redis answers 503 in about two seconds, not never. A
 failure before the request ran refuses it (:class:`~gateway.core.errors.IdempotencyUnavailable`: nothing reached
 the engine); a failure after it ran is logged and the caller gets the real answer (the pending record's lease
-runs out; a retry runs again and the service's own finish replay recognises a finish that happened).
+runs out; a retry runs again and the service's own finish replay recognises a finish that happened). A claim that
+Redis carried out but whose answer was lost (a timeout) leaves a pending record that nobody renews: it runs out
+within the lease, and a retry then runs.
 
 Polling rather than pub/sub: a waiter needs nothing but the key, survives a Redis restart and an owner's crash the
 same way, and duplicates are rare enough that a few reads each cost nothing.
@@ -68,9 +71,12 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
-# ARGV[1] our pending record, ARGV[2] the kept record, ARGV[3] its TTL (ms). 1: kept; 0: not ours any more.
+# ARGV[1] our pending record, ARGV[2] the kept record, ARGV[3] its TTL (ms). 1: kept (also when a retried call
+# finds it kept already); 0: not ours any more.
 _KEEP = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[2] then return 1 end
+if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
@@ -217,7 +223,7 @@ class RedisIdempotencyStore:
         while True:
             pending = _pending_record(request_fingerprint)  # a fresh owner token for each claim
             found: bytes | None = await self._call(self._claim(keys=[name], args=[pending, _milliseconds(self._lease)]))
-            if found is None:
+            if found is None or found == pending:  # claimed (the second: a retried call found its own claim)
                 break
             record = _parse(found)
             if record.fingerprint != request_fingerprint:
