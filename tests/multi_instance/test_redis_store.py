@@ -134,6 +134,21 @@ async def test_an_answer_that_is_not_kept_or_a_failure_hands_over_to_a_waiter(st
     assert (outcome.value, outcome.replayed, waiter_work.runs) == ("second", False, 1)
 
 
+async def test_a_duplicate_waits_for_the_first_at_most_its_bound(stores: StoreFactory) -> None:
+    first, second = stores(), stores(wait_seconds=0.2)
+    gate = asyncio.Event()
+    work = Work("slow", gate)
+    running = asyncio.create_task(first.run(KEY, "body", work, codec=TEXT))
+    await asyncio.wait_for(work.started.wait(), 10)
+    duplicate = Work()
+    with pytest.raises(IdempotencyUnavailable, match="still running"):
+        await asyncio.wait_for(second.run(KEY, "body", duplicate, codec=TEXT), 10)
+    assert duplicate.runs == 0
+    gate.set()
+    assert (await running).value == "slow"
+    assert (await second.run(KEY, "body", duplicate, codec=TEXT)).replayed is True
+
+
 async def test_kept_answers_expire_after_the_ttl(stores: StoreFactory) -> None:
     store = stores(ttl_seconds=0.3)
     await store.run(KEY, "body", Work(), codec=TEXT)
