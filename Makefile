@@ -10,7 +10,7 @@ VENDOR_STAMP := gateway/static/vendor/manifest.json
 LOCKS := requirements/bootstrap.txt requirements/runtime.txt requirements/dev.txt
 COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes $(if $(UPGRADE),--upgrade)
 
-.PHONY: bytecode install lock lock-check run engine test test-slow test-mini-racer lint bench clean
+.PHONY: bytecode install lock lock-check run engine test test-slow test-mini-racer lint bench docker-test clean
 
 install: $(STAMP) $(VENDOR_STAMP) bytecode
 
@@ -75,6 +75,11 @@ test-mini-racer: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.live
+
+# The container image end to end (build, run, health, GraphQL, REST, SIGTERM): slow, needs Docker or root to set
+# it up, so not part of `make test`. See docs/container.md.
+docker-test:
+	tools/docker_test.sh
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache node_modules gateway/static/vendor
