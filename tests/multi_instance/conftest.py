@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,15 +104,17 @@ def gateways(
     tmp_path_factory: pytest.TempPathFactory, engine: EngineServer, redis_server: RedisServer
 ) -> Iterator[tuple[GatewayServer, GatewayServer]]:
     """Two gateway instances (A, B) in front of one engine, sharing ``redis_server``; no GATEWAY_CURSOR_SECRET."""
-    started: list[GatewayServer] = []
+    a, b = (
+        gateway_in_front_of(engine.url, tmp_path_factory.mktemp(f"gateway-{name}"), GATEWAY_REDIS_URL=redis_server.url)
+        for name in ("a", "b")
+    )
     try:
-        for name in ("a", "b"):
-            workdir = tmp_path_factory.mktemp(f"gateway-{name}")
-            started.append(gateway_in_front_of(engine.url, workdir, GATEWAY_REDIS_URL=redis_server.url).start())
-        yield started[0], started[1]
+        with ThreadPoolExecutor(max_workers=2) as pool:  # both start at once (each takes seconds)
+            list(pool.map(GatewayServer.start, (a, b)))
+        yield a, b
     finally:
-        for gateway in started:
-            gateway.stop()
+        a.stop()
+        b.stop()
 
 
 @pytest.fixture
