@@ -20,6 +20,7 @@ import aiohttp
 import httpx
 import pytest
 
+from gateway.adapters.embedded_engine import forward_output
 from gateway.config import Settings
 from gateway.logs import JsonFormatter, TextFormatter, configure_logging, redact
 from gateway.record import RequestRecord, enter, leave
@@ -281,3 +282,36 @@ def test_records_written_in_a_request_carry_its_id() -> None:
         for handler in handlers:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+def test_the_embedded_engines_output_becomes_records_of_the_gateway(caplog: pytest.LogCaptureFixture) -> None:
+    output = (
+        b"2026-11-26 03:00:00,123 WARNING embedded_engine.core: a timer fired late\n"
+        b"Traceback (most recent call last):\n"
+        b"  File 'x.py', line 1\n"
+        b"2026-11-26 03:00:01,456 ERROR uvicorn.error: Exception in ASGI application\n"
+        b"plain line\n"
+    )
+
+    async def forward() -> None:
+        stream = asyncio.StreamReader()
+        stream.feed_data(output)
+        stream.feed_eof()
+        await forward_output(stream)
+
+    with caplog.at_level(logging.DEBUG, logger="embedded_engine"):
+        asyncio.run(forward())
+    records = [record for record in caplog.records if record.name == "embedded_engine"]
+    assert [(record.levelname, record.getMessage(), getattr(record, "engineLogger", None)) for record in records] == [
+        ("WARNING", "a timer fired late", "embedded_engine.core"),
+        ("WARNING", "Traceback (most recent call last):", "embedded_engine.core"),
+        ("WARNING", "  File 'x.py', line 1", "embedded_engine.core"),
+        ("ERROR", "Exception in ASGI application", "uvicorn.error"),
+        ("ERROR", "plain line", "uvicorn.error"),
+    ]
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert (line["logger"], line["engineLogger"], line["level"]) == (
+        "embedded_engine",
+        "embedded_engine.core",
+        "warning",
+    )

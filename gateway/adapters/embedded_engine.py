@@ -8,6 +8,9 @@ to everything. So the gateway does not only start the engine, it keeps it runnin
 the child to exit and starts it again on the same port and data directory (the engine recovers its state from
 there), with exponential backoff so that an engine that cannot start does not become a busy loop. The supervisor
 also knows at every moment whether the engine is up, which is what ``/healthz`` reports.
+
+The engine's output (its log lines, a traceback) is read by the gateway and written again as records of logger
+``embedded_engine`` (:func:`forward_output`), so that it comes out in the gateway's log format (JSON lines).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import socket
 import sys
@@ -28,6 +32,10 @@ from ..config import SettingsError
 from ..engine import ProcessCubeException, RetryPolicy, UserTaskClient
 
 log = logging.getLogger("gateway.adapters.embedded_engine")
+
+#: A line of the engine's own log format (``embedded_engine/__main__.py``): time, level, logger, message.
+_ENGINE_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)$")
+_ENGINE_LOG = logging.getLogger("embedded_engine")
 
 #: A started engine is ready once its ApplicationInfo answers 200 here (below the engine's root URL).
 READY_PATH: Final = "/atlas_engine/api/v1/info"
@@ -99,6 +107,26 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
+async def forward_output(stream: asyncio.StreamReader) -> None:
+    """Every line the engine writes, as a record of logger ``embedded_engine`` (its own logger in
+    ``engineLogger``), until the stream ends. A line that is no log record (a traceback's) keeps the level of the
+    record before it."""
+    level, source = logging.INFO, "embedded_engine"
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line over the reader's limit: what was read of it goes on as it is
+            raw = await stream.read(65_536)
+        if not raw:
+            return
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        match = _ENGINE_LOG_LINE.match(text)
+        if match is not None:
+            level, source, text = logging.getLevelNamesMapping()[match[1]], match[2], match[3]
+        if text:
+            _ENGINE_LOG.log(level, "%s", text, extra={"engineLogger": source})
+
+
 class EmbeddedEngine:
     """One embedded engine child process on a fixed loopback port (``port=0``: a free one, chosen once).
 
@@ -112,6 +140,7 @@ class EmbeddedEngine:
         self.demo = demo
         self.log_level = log_level
         self._process: asyncio.subprocess.Process | None = None
+        self._forwarding: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -141,8 +170,14 @@ class EmbeddedEngine:
         # the supervisor and then the engine. Were the engine in the terminal's group, it would die at the same
         # moment and the supervisor would take that for a crash. A gateway killed outright is covered by
         # --exit-with-parent.
-        process = await asyncio.create_subprocess_exec(*command, process_group=0)
+        process = await asyncio.create_subprocess_exec(
+            *command, process_group=0, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
         self._process = process
+        if process.stdout is not None:  # read as long as the engine writes: a full pipe would stop the engine
+            forwarding = asyncio.get_running_loop().create_task(forward_output(process.stdout), name="engine output")
+            self._forwarding.add(forwarding)
+            forwarding.add_done_callback(self._forwarding.discard)
         deadline = time.monotonic() + startup_seconds
         # Asked with the engine client (one try each, short timeout): it knows how to talk to an engine.
         async with UserTaskClient(self.url, timeout=1.0, retry=RetryPolicy(max_retries=0)) as client:
@@ -159,14 +194,17 @@ class EmbeddedEngine:
     async def stop(self) -> None:
         """Stop the engine if it runs: SIGTERM (it finishes what it writes), SIGKILL after 10 seconds."""
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._forwarding:  # the engine's last lines, unless a child of it still holds the pipe open
+            _, pending = await asyncio.wait(set(self._forwarding), timeout=1)
+            for forwarding in pending:
+                forwarding.cancel()
 
 
 class ChildProcess(Protocol):
