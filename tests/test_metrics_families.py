@@ -7,9 +7,12 @@ counters before and after), so the tests do not depend on each other's order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +20,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.adapters.client_engine import response_observer
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.core.cache import ReadCache
+from gateway.core.domain import Caller
+from gateway.core.service import ServiceLimits
+from gateway.engine import ProcessCubeException, RetryPolicy, UserTaskClient
 from gateway.metrics import metric_in
+from tests.asgi_server import serve_asgi
 from tests.rest.conftest import deploy_examples
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of, poll
 
@@ -230,3 +241,89 @@ def test_a_subscription_over_websocket_is_counted_when_it_starts(engine: EngineS
         - requests_of(before, "graphql", "subscription.userTaskList", "OK")
         == 1
     )
+
+
+# -- failures: unexpected ones, and the engine's ------------------------------------------------------------------
+
+
+class BrokenService:
+    limits = ServiceLimits()
+
+    async def list_tasks(self, caller: Caller, query: Any) -> Any:
+        raise RuntimeError("a bug")
+
+
+class AnyoneVerifier:
+    async def caller(self, authorization: str | None) -> Caller:
+        return Caller(user_id="tester")
+
+
+def test_unexpected_failures_are_counted_and_logged_as_internal(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings())  # served without its lifespan: no engine, the broken service below instead
+    app.state.service = BrokenService()
+    app.state.verifier = AnyoneVerifier()
+    app.state.cache = ReadCache(ttl_seconds=0, max_entries=10)
+    with serve_asgi(app) as origin, caplog.at_level(logging.INFO):
+        assert httpx.get(origin + "/api/v1/user-tasks", headers={"X-Request-ID": "req-rest"}).status_code == 500
+        answered = httpx.post(
+            origin + "/graphql", json={"query": "{ userTasks { totalCount } }"}, headers={"X-Request-ID": "req-gql"}
+        )
+        assert answered.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        exposition = httpx.get(origin + "/metrics").text
+    assert requests_of(exposition, "rest", "list_user_tasks", "INTERNAL") == 1
+    assert requests_of(exposition, "graphql", "query.userTasks", "INTERNAL") == 1
+    access = {record.requestId: record for record in caplog.records if record.name == "gateway.access"}  # type: ignore[attr-defined]
+    assert (access["req-rest"].status, access["req-rest"].code) == (500, "INTERNAL")  # type: ignore[attr-defined]
+    assert (access["req-gql"].status, access["req-gql"].code) == (200, "INTERNAL")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (httpx.Response(200, json={"flowNodeInstances": [], "totalCount": 0}), None),
+        (httpx.Response(404, json={"message": "no"}), "http_4xx"),
+        (httpx.Response(503, json={"message": "busy"}), "http_5xx"),
+        (httpx.Response(302, headers={"Location": "/elsewhere"}), "invalid_response"),
+        (httpx.ConnectError("refused"), "connect"),
+        (httpx.ReadTimeout("slow"), "timeout"),
+    ],
+)
+def test_the_engine_clients_response_hook_sees_every_outcome(answer: httpx.Response | Exception, kind: str) -> None:
+    seen: list[tuple[str, float, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def call() -> None:
+        async with UserTaskClient(
+            "http://engine.invalid",
+            transport=httpx.MockTransport(handler),
+            retry=RetryPolicy(max_retries=0),
+            on_response=response_observer(lambda *observed: seen.append(observed)),
+        ) as client:
+            with contextlib.suppress(ProcessCubeException):
+                await client.get_user_tasks()
+
+    asyncio.run(call())
+    [(method, seconds, observed)] = seen
+    assert (method, observed) == ("GET", kind)
+    assert seconds >= 0
+
+
+def test_an_engine_that_is_down_shows_in_the_metrics(engine_server_factory: Any, tmp_path: Path) -> None:
+    engine = engine_server_factory()
+    gateway = gateway_in_front_of(engine.url, tmp_path / "gateway").start()
+    try:
+        poll(lambda: gateway.metric("gateway_engine_stream_up") == 1)
+        engine.stop()
+        before = scrape(gateway)
+        assert httpx.get(gateway.url + "/api/v1/user-tasks", timeout=60).status_code == 503
+        after = scrape(gateway)
+        assert requests_of(after, "rest", "list_user_tasks", "ENGINE_UNAVAILABLE") == 1
+        errors = "gateway_engine_errors_total"
+        assert metric_in(after, errors, kind="connect") > metric_in(before, errors, kind="connect")
+        poll(lambda: gateway.metric("gateway_engine_stream_up") == 0)
+    finally:
+        gateway.stop()
