@@ -37,6 +37,7 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {"log_config": None, "access_log": Fals
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: The attributes every LogRecord has: anything else a call passes with ``extra=`` is a field of the JSON line.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -54,6 +55,12 @@ def redact(text: str) -> str:
     text = _BEARER.sub(r"\1 [redacted]", text)
     text = _JWT.sub("[redacted-jwt]", text)
     return _URL_PASSWORD.sub(r"\1:[redacted]@", text)
+
+
+def _one_line(text: str) -> str:
+    """Control characters escaped (``\\n``, ``\\x1b``): a path or a message from a client cannot start a line of
+    its own in the text format, nor drive the terminal."""
+    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
 
 
 def _timestamp(created: float) -> str:
@@ -122,6 +129,7 @@ class TextFormatter(logging.Formatter):
                 head += " replayed"
         if request_id is not None:
             head += f" [{request_id}]"
+        head = _one_line(head)  # (a traceback below keeps its lines)
         if record.exc_info:
             head += "\n" + redact(self.formatException(record.exc_info))
         if record.stack_info:

@@ -315,3 +315,14 @@ def test_the_embedded_engines_output_becomes_records_of_the_gateway(caplog: pyte
         "embedded_engine.core",
         "warning",
     )
+
+
+def test_a_text_line_stays_one_line_whatever_the_path() -> None:
+    record = _record("GET %s 404", "/api/v1/user-tasks/a\nFAKE 2026-01-01 INFO forged\x1b[2J")
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert "a\\nFAKE" in line
+    as_json = JsonFormatter().format(record)
+    assert "\n" not in as_json
+    assert json.loads(as_json)["msg"].endswith("\x1b[2J 404")  # JSON escapes control characters itself
