@@ -77,6 +77,9 @@ class RequestRecord:
     #: WebSocket only: the close code, and the GraphQL operations started on the connection.
     close_code: int | None = None
     operations: int = 0
+    #: Whether ``code`` is that of a refused caller (replaced when a later caller is verified: a WebSocket's
+    #: ``connection_init`` token after a bad header).
+    _code_of_caller: bool = field(default=False, repr=False)
 
     def note(
         self,
@@ -94,10 +97,13 @@ class RequestRecord:
             self.operation = operation
         if caller is not None:
             self.sub = subject_of(caller)
-            if isinstance(caller, GatewayError) and code is None and self.code is None:
-                code = caller.code
+            if isinstance(caller, GatewayError):
+                if code is None and self.code is None:
+                    self.code, self._code_of_caller = caller.code, True
+            elif self._code_of_caller:
+                self.code, self._code_of_caller = None, False
         if code is not None:
-            self.code = code
+            self.code, self._code_of_caller = code, False
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started

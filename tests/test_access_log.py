@@ -22,6 +22,8 @@ import pytest
 
 from gateway.adapters.embedded_engine import forward_output
 from gateway.config import Settings
+from gateway.core.domain import Caller
+from gateway.core.errors import Unauthenticated
 from gateway.logs import JsonFormatter, TextFormatter, configure_logging, redact
 from gateway.record import RequestRecord, enter, leave
 from tests.embedded_engine.test_http_api import token_for
@@ -326,3 +328,20 @@ def test_a_text_line_stays_one_line_whatever_the_path() -> None:
     as_json = JsonFormatter().format(record)
     assert "\n" not in as_json
     assert json.loads(as_json)["msg"].endswith("\x1b[2J 404")  # JSON escapes control characters itself
+
+
+def test_the_one_rule_of_the_request_record() -> None:
+    record = RequestRecord(face="graphql", method="WS", path="/graphql", request_id="r", websocket=True)
+    record.note("websocket", caller=Unauthenticated("bad header token"))
+    assert (record.operation, record.code, record.sub) == ("websocket", "UNAUTHENTICATED", None)
+    record.note(caller=Caller(user_id="alice", token="t"))  # connection_init's token, verified
+    assert (record.code, record.sub) == (None, "alice")
+    record.note(caller=Caller(user_id="dummy_token"))  # anonymous
+    assert record.sub is None
+    record.note(code="TASK_NOT_FOUND", caller=Unauthenticated("later"))
+    assert record.code == "TASK_NOT_FOUND"
+    record.status = 404
+    assert record.final_code() == "TASK_NOT_FOUND"
+    assert (
+        RequestRecord(face="other", method="GET", path="/x", request_id="r", status=404).final_code() == "BAD_REQUEST"
+    )
