@@ -71,6 +71,13 @@ class ServiceLimits:
     cursor_slack: int = 20
 
 
+def _finished_by(task: UserTask | None, caller: Caller, result: Any) -> bool:
+    """Whether ``caller`` finished ``task`` with ``result``: a finish sent again is then a replay, not a refusal."""
+    if task is None or task.state != "finished":
+        return False
+    return task.finished_by == caller.user_id and task.result == result
+
+
 def _sort_value(task: UserTask, sort: TaskSort) -> Any:
     if sort.field is SortField.STARTED_AT:
         return task.started_at.isoformat() if task.started_at else None
@@ -357,12 +364,22 @@ class TaskService:
             raise outcome
         return outcome
 
+    async def _finish_one(self, caller: Caller, task_id: str, result: Any) -> None:
+        """Send one finish. Refused because the task was finished meanwhile by this caller with this very result (a
+        concurrent duplicate won the race, here or on another instance), it is no refusal: every duplicate answers
+        as the finish that happened. Costs one more engine read, on that path only."""
+        try:
+            await self._write(caller, task_id, lambda: self._engine.finish(caller, task_id, result))
+        except errors.TaskNotActive:
+            if not _finished_by(await self._fresh_task(caller, task_id), caller, result):
+                raise
+
     def _finishable(self, caller: Caller, task_id: str, task: UserTask | None, result: Any) -> bool:
         """True: finish it. False: already finished by this caller with this result (a replay). Else raise why not."""
         if task is None:
             raise errors.TaskNotFound(task_id)
         if task.state != WAITING:
-            if task.state == "finished" and task.finished_by == caller.user_id and task.result == result:
+            if _finished_by(task, caller, result):
                 return False  # the same caller finished it with the same result: a retry whose answer got lost
             raise errors.TaskNotActive(task_id, task.state)
         if task.reserved_for is not None and task.reserved_for != caller.user_id:
@@ -427,12 +444,7 @@ class TaskService:
         before = await self._tasks_in_instances(caller, instances, (WAITING,)) if instances else {}
 
         to_send = [index for index in accepted if outcome[index] is True]
-        sent = await self._bounded(
-            to_send,
-            lambda index: self._write(
-                caller, items[index][0], lambda: self._engine.finish(caller, items[index][0], items[index][1])
-            ),
-        )
+        sent = await self._bounded(to_send, lambda index: self._finish_one(caller, *items[index]))
         for index, error in zip(to_send, sent, strict=True):
             if isinstance(error, errors.GatewayError):
                 outcome[index] = error
