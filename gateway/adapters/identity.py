@@ -12,6 +12,7 @@ only where anonymous access is allowed; the gateway then uses the engine's anony
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from ..core.domain import Caller
 from .client_engine import engine_errors
 
 ANONYMOUS_USER = "dummy_token"  # the user id the engine gives the anonymous dummy token
+#: Claims that differ between two tokens of the same rights (times, one-off ids): left out of ``Caller.rights``.
+PER_TOKEN_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", "auth_time", "nonce", "at_hash", "c_hash"})
 DUMMY_TOKEN = "ZHVtbXlfdG9rZW4="
 _REFRESH_INTERVAL = 10.0
 
@@ -91,7 +94,7 @@ class TokenVerifier:
         expires = claims.get("exp")
         # the moment this gateway stops accepting the token (its exp, plus the leeway every check allows)
         expires_at = datetime.fromtimestamp(expires + self._leeway, UTC) if isinstance(expires, int | float) else None
-        return Caller(user_id=subject, token=token, expires_at=expires_at)
+        return Caller(user_id=subject, token=token, expires_at=expires_at, rights=rights_of(claims))
 
     def _anonymous(self) -> Caller:
         if not self._allow_anonymous:
@@ -164,6 +167,14 @@ class TokenVerifier:
             raise errors.EngineFailure(f"The authority's keys at {self._jwks_uri} are malformed: {exc}") from exc
         self._keys = keys
         self._fetched_at = self._clock()
+
+
+def rights_of(claims: dict[str, Any]) -> str:
+    """A digest of what a token grants: its claims but :data:`PER_TOKEN_CLAIMS`, canonically (a refreshed token with
+    the same subject, audience, scopes and lane claims has the same rights; a token with one claim less has not)."""
+    granted = {name: value for name, value in claims.items() if name not in PER_TOKEN_CLAIMS}
+    canonical = json.dumps(granted, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _object(body: object, url: str) -> dict[str, Any]:

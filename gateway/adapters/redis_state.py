@@ -108,7 +108,9 @@ def connect(url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Re
 
 def record_name(key: IdempotencyKey, prefix: str = KEY_PREFIX) -> str:
     """The Redis key of an idempotency key: a fixed-length digest of its fields, under ``prefix``."""
-    fields = json.dumps([key.user_id, key.method, key.path, key.key], ensure_ascii=True, separators=(",", ":"))
+    fields = json.dumps(
+        [key.user_id, key.rights, key.method, key.path, key.key], ensure_ascii=True, separators=(",", ":")
+    )
     return f"{prefix}idempotency:v1:{hashlib.sha256(fields.encode()).hexdigest()}"
 
 

@@ -83,6 +83,9 @@ class Caller:
     token: str | None = field(default=None, repr=False)
     #: When the token stops being valid (its ``exp``); None: never (anonymous). Live subscriptions end then.
     expires_at: datetime | None = field(default=None, compare=False)
+    #: A digest of what the token grants (every claim but its times): two tokens with the same rights have the same
+    #: one. Idempotency keys are bound to it, so a replay never serves a caller whose rights have changed.
+    rights: str = field(default="", compare=False)
 
     @property
     def cache_key(self) -> str:

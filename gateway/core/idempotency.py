@@ -3,8 +3,12 @@
 The rule (after the IETF draft "The Idempotency-Key HTTP Header Field"), kept here once so that every face can
 share it (REST uses it today; a GraphQL mutation could pass the same key):
 
-- A write is identified by :class:`IdempotencyKey`: the caller's user id, the method, the path and the client's key.
-  Scoping by caller means one user can never replay (or block) another user's answer.
+- A write is identified by :class:`IdempotencyKey`: the caller's user id and rights, the method, the path and the
+  client's key. Scoping by caller means one user can never replay (or block) another user's answer; binding to the
+  rights (a digest of the token's claims but its times, ``Caller.rights``) means a replay never answers a token
+  that grants something else: the same user with a lane claim less, another audience or scope, sends the request
+  anew, and the engine decides (a finish of a task that caller cannot see is then a 404, not the kept answer).
+  A refreshed token with the same rights replays as before.
 - The first request with a key runs. Its answer is kept when it is final (:func:`is_final`: 2xx and 4xx, but
   not 401 and not 5xx, so a retry after a refreshed token, ``ENGINE_UNAVAILABLE`` or ``OUTCOME_UNKNOWN`` runs
   again; a finish that did happen is then recognised by the service itself, see ``TaskService.finish``).
@@ -56,6 +60,7 @@ class IdempotencyKey:
     method: str
     path: str
     key: str
+    rights: str = ""  # Caller.rights: what the caller's token grants
 
 
 @dataclass(frozen=True)

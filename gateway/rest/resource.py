@@ -233,7 +233,7 @@ async def _answer(request: Request, operation: Operation, call: Call) -> Respons
     if key is None:
         return (await _run(operation, call)).response()
     outcome = await store_of(request).run(
-        IdempotencyKey(call.caller.user_id, request.method.upper(), request.url.path, key),
+        IdempotencyKey(call.caller.user_id, request.method.upper(), request.url.path, key, call.caller.rights),
         fingerprint({} if call.body is bodies.MISSING else call.body),
         lambda: _run(operation, call),
         keep=lambda answer: answer.final,

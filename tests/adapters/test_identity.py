@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from gateway.adapters.identity import ANONYMOUS_USER, DUMMY_TOKEN, TokenVerifier
+from gateway.adapters.identity import ANONYMOUS_USER, DUMMY_TOKEN, TokenVerifier, rights_of
 from gateway.core import errors
 from gateway.engine import ProcessCubeException, RetryPolicy, UserTaskClient
 
@@ -371,3 +371,11 @@ async def test_the_verifier_recovers_when_the_authority_comes_back(
         await v.caller(f"Bearer {token()}")
     authority.fail = None
     assert (await v.caller(f"Bearer {token()}")).user_id == "alice"  # no waiting for the refresh interval
+
+
+def test_rights_are_what_a_token_grants_whatever_its_times() -> None:
+    claims = {"sub": "alice", "aud": "engine", "scope": "engine_read engine_write", "Approver": "true"}
+    refreshed = {**claims, "iat": 2, "exp": 3, "jti": "another"}
+    assert rights_of({**claims, "iat": 1, "exp": 2, "jti": "one"}) == rights_of(refreshed)
+    assert rights_of(claims) != rights_of({key: value for key, value in claims.items() if key != "Approver"})
+    assert rights_of(claims) != rights_of({**claims, "aud": "another-engine"})
