@@ -46,10 +46,10 @@ RUN --mount=type=secret,id=ca \
 # project is installed in place (editable) from /app, not copied into site-packages without them.
 COPY . /app
 WORKDIR /app
-RUN --mount=type=bind,from=assets,source=/src/node_modules,target=/app/node_modules \
+RUN --mount=type=bind,from=assets,source=/src/node_modules,target=/tmp/node_modules \
     set -eu; \
     /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation -e .; \
-    /opt/venv/bin/python -m gateway.assets; \
+    /opt/venv/bin/python -m gateway.assets --node-modules /tmp/node_modules; \
     /opt/venv/bin/pip uninstall --quiet -y setuptools pip; \
     rm -rf /app/build /tmp/setuptools.txt; \
     find /app -name __pycache__ -prune -exec rm -rf {} +; \

@@ -204,10 +204,20 @@ fi
 
 files=$(docker exec "$NAME" ls /data/engine)
 [[ -n $files ]] && ok "engine data in the volume: /data/engine/{${files//$'\n'/,}}" || fail "nothing in /data/engine"
-if docker logs "$NAME" 2>&1 | grep -m1 '^{' | python3 -c 'import json, sys; json.loads(sys.stdin.readline())' 2>/dev/null; then
-  ok "logs are JSON lines (GATEWAY_LOG_FORMAT=json)"
+# (the logs are read into a variable first: `docker logs | grep -m1` would fail the pipeline with SIGPIPE)
+logs=$(docker logs "$NAME" 2>&1)
+not_json=$(python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        json.loads(line)
+    except ValueError:
+        print(line.rstrip()[:200])
+        break' <<<"$logs")
+if [[ -z $not_json ]]; then
+  ok "logs: $(wc -l <<<"$logs") lines, each a JSON object (GATEWAY_LOG_FORMAT=json)"
 else
-  fail "no JSON log line: $(docker logs "$NAME" 2>&1 | head -2)"
+  fail "a log line that is not JSON: $not_json"
 fi
 
 count_query='{"query": "{ userTasks(first: 1) { totalCount } }"}'
@@ -224,8 +234,9 @@ if [[ $exit_code == 0 ]] && python3 -c "import sys; sys.exit(not $stop_seconds <
 else
   fail "docker stop (SIGTERM): exit code $exit_code after $stop_seconds s"
 fi
-if docker logs "$NAME" 2>&1 | grep -q 'Traceback'; then
-  fail "a traceback in the logs: $(docker logs "$NAME" 2>&1 | grep -m1 -A5 Traceback)"
+logs=$(docker logs "$NAME" 2>&1)
+if [[ $logs == *Traceback* ]]; then
+  fail "a traceback in the logs: $(grep -A5 Traceback <<<"$logs" | head -6)"
 fi
 
 # --- restart on the same volume: the finished task stays finished, the demo is not seeded twice -------------
