@@ -119,6 +119,11 @@ def create_app(settings: Settings) -> Starlette:
             supervisor = Supervisor(embedded.spawn, name="embedded engine")
             supervisor.watch(process)
             log.info("embedded engine at %s (pid %d)", engine_url, process.pid)
+        if settings.unsafe_anonymous_root:
+            log.warning(
+                "GATEWAY_UNSAFE_ANONYMOUS_ROOT is on: requests without a token act as the engine's anonymous root"
+                " user (every task of every lane). Never in production."
+            )
         client = UserTaskClient(
             engine_url,
             client_id=settings.client_id,
@@ -137,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             client,
             authority_url=settings.authority_url,
             allow_anonymous=settings.allow_anonymous,
+            anonymous_root=settings.unsafe_anonymous_root,
             audience=settings.jwt_audience,
             leeway_seconds=settings.jwt_leeway_seconds,
         )

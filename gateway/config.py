@@ -32,6 +32,7 @@ class Settings:
     client_id: str | None = None
     client_secret: str | None = None
     allow_anonymous: bool = True
+    unsafe_anonymous_root: bool = False
     jwt_audience: str | None = None
     jwt_leeway_seconds: float = 30.0
     embedded_engine_port: int = 56100
@@ -78,7 +79,10 @@ VARIABLES: dict[str, str] = {
     "PROCESSCUBE_AUTHORITY_URL": "authority URL; unset: asked from the engine (GET /atlas_engine/api/v1/authority)",
     "PROCESSCUBE_CLIENT_ID": "the gateway's own OAuth client id (with PROCESSCUBE_CLIENT_SECRET)",
     "PROCESSCUBE_CLIENT_SECRET": "the gateway's own OAuth client secret",
-    "GATEWAY_ALLOW_ANONYMOUS": "accept requests without a token (true with the embedded engine, else false)",
+    "GATEWAY_ALLOW_ANONYMOUS": "accept requests without a token (true with the embedded engine, else false); they"
+    " may read the schema and the docs, not the engine's tasks",
+    "GATEWAY_UNSAFE_ANONYMOUS_ROOT": "requests without a token act on the engine as its anonymous ROOT user: every"
+    " task of every lane (false; `make run` sets true for the demo). Never in production",
     "GATEWAY_JWT_AUDIENCE": "required `aud` of callers' tokens (unset: not checked)",
     "GATEWAY_JWT_LEEWAY_SECONDS": "clock skew allowed on `exp`; live subscriptions end at `exp` plus this (30)",
     "GATEWAY_EMBEDDED_ENGINE_PORT": "port of the embedded engine (56100)",
@@ -204,6 +208,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_id=client_id,
         client_secret=client_secret,
         allow_anonymous=_parsed(env, "GATEWAY_ALLOW_ANONYMOUS", engine_url is None, _boolean, "true or false"),
+        unsafe_anonymous_root=_parsed(env, "GATEWAY_UNSAFE_ANONYMOUS_ROOT", False, _boolean, "true or false"),
         jwt_audience=_text(env, "GATEWAY_JWT_AUDIENCE"),
         jwt_leeway_seconds=_parsed(env, "GATEWAY_JWT_LEEWAY_SECONDS", 30.0, _seconds, "seconds between 0 and 3600"),
         embedded_engine_port=_parsed(
@@ -271,6 +276,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "GATEWAY_SHUTDOWN_GRACE_SECONDS", 10, _integer(0, 3600), "whole seconds from 0 to 3600"
         ),
     )
+    if settings.unsafe_anonymous_root and not settings.allow_anonymous:
+        raise SettingsError("GATEWAY_UNSAFE_ANONYMOUS_ROOT needs GATEWAY_ALLOW_ANONYMOUS=true as well.")
     if settings.default_page_size > settings.max_page_size:
         raise SettingsError("GATEWAY_DEFAULT_PAGE_SIZE must not exceed GATEWAY_MAX_PAGE_SIZE.")
     if secret is not None:

@@ -276,6 +276,7 @@ def gateway_with_embedded_engine(
     settings = {
         "GATEWAY_EMBEDDED_ENGINE_PORT": str(engine_port),
         "GATEWAY_EMBEDDED_ENGINE_DATA_DIR": str(workdir / "engine"),
+        "GATEWAY_UNSAFE_ANONYMOUS_ROOT": "true",
         **({"GATEWAY_EMBEDDED_ENGINE_DEMO": "true"} if demo else {}),
         **env,
     }
@@ -283,10 +284,11 @@ def gateway_with_embedded_engine(
 
 
 def gateway_in_front_of(engine_url: str, workdir: Path, **env: object) -> GatewayServer:
-    """A gateway pointed at a running engine, anonymous callers allowed (as with the embedded engine's defaults).
+    """A gateway pointed at a running engine, anonymous callers allowed as the engine's root (as `make run` does).
 
     ``env`` adds or overrides settings: ``gateway_in_front_of(engine.url, tmp, GATEWAY_MAX_BODY_BYTES=2048)``.
     Not started yet.
     """
     settings = {"GATEWAY_ALLOW_ANONYMOUS": "true", **{key: str(value) for key, value in env.items()}}
+    settings.setdefault("GATEWAY_UNSAFE_ANONYMOUS_ROOT", settings["GATEWAY_ALLOW_ANONYMOUS"])
     return GatewayServer(engine_url=engine_url, workdir=workdir, env=settings)

@@ -59,3 +59,11 @@ def test_the_operations_guide_places_every_variable() -> None:
     guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     named = set(re.findall(r"`((?:GATEWAY|PROCESSCUBE)_[A-Z_]+)`", guide.split("## Settings", 1)[1]))
     assert named == set(VARIABLES)
+
+
+def test_anonymous_callers_are_never_root_unless_said_loudly() -> None:
+    assert load_settings({}).allow_anonymous  # the embedded engine: anonymous callers may read the schema
+    assert not load_settings({}).unsafe_anonymous_root
+    assert load_settings({"GATEWAY_UNSAFE_ANONYMOUS_ROOT": "true"}).unsafe_anonymous_root
+    with pytest.raises(SettingsError, match="GATEWAY_UNSAFE_ANONYMOUS_ROOT needs GATEWAY_ALLOW_ANONYMOUS"):
+        load_settings({"PROCESSCUBE_ENGINE_URL": "http://engine:8000", "GATEWAY_UNSAFE_ANONYMOUS_ROOT": "true"})

@@ -200,7 +200,15 @@ class ClientEngine:
         self._client = client
 
     def _for(self, caller: Caller) -> UserTaskClient:
-        return self._client.with_token(caller.token or ANONYMOUS_TOKEN)
+        """The client acting as ``caller``: with its own token; the anonymous caller with the engine's anonymous
+        token only where the operator said so (``GATEWAY_UNSAFE_ANONYMOUS_ROOT``: that token is root)."""
+        if caller.token is not None:
+            return self._client.with_token(caller.token)
+        if not caller.root:
+            raise errors.Unauthenticated(
+                "Sign in: requests without a bearer token see no tasks on this gateway (Authorization: Bearer <JWT>)."
+            )
+        return self._client.with_token(ANONYMOUS_TOKEN)
 
     async def query_tasks(
         self,

@@ -57,6 +57,7 @@ class TokenVerifier:
         *,
         authority_url: str | None = None,
         allow_anonymous: bool,
+        anonymous_root: bool = False,
         audience: str | None = None,
         leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -65,6 +66,7 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._authority_url = authority_url
         self._allow_anonymous = allow_anonymous
+        self._anonymous_root = anonymous_root
         self._audience = audience
         self._clock = clock
         self._issuer: str | None = None
@@ -99,7 +101,7 @@ class TokenVerifier:
     def _anonymous(self) -> Caller:
         if not self._allow_anonymous:
             raise errors.Unauthenticated("This gateway needs a bearer token (Authorization: Bearer <JWT>).")
-        return Caller(user_id=ANONYMOUS_USER, token=None)
+        return Caller(user_id=ANONYMOUS_USER, token=None, rights="anonymous", root=self._anonymous_root)
 
     async def verify(self, token: str) -> dict[str, Any]:
         try:

@@ -86,6 +86,9 @@ class Caller:
     #: A digest of what the token grants (every claim but its times): two tokens with the same rights have the same
     #: one. Idempotency keys are bound to it, so a replay never serves a caller whose rights have changed.
     rights: str = field(default="", compare=False)
+    #: Anonymous only: the operator let callers without a token act as the engine's anonymous root user
+    #: (``GATEWAY_UNSAFE_ANONYMOUS_ROOT``). Without it an anonymous caller reaches no engine data.
+    root: bool = field(default=False, compare=False)
 
     @property
     def cache_key(self) -> str:

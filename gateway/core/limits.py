@@ -430,8 +430,15 @@ def check_task_id(task_id: object, field: str = "id") -> str:
 
 
 def owner_problem(owner_id: object, problems: Problems, pointer: str = "/ownerId") -> None:
-    """``ownerId`` is optional; when given it names a user: 1 to ``MAX_STRING_LENGTH`` characters."""
-    if owner_id is not None and (problem := string_problem(owner_id)) is not None:
+    """``ownerId`` is optional; when given it names a user: 1 to ``MAX_STRING_LENGTH`` printable characters, without
+    spaces around them (a user id, as a token's ``sub`` is). A reservation for someone else never strands a task:
+    whoever may write and can see the task may cancel its reservation (docs/rest.md, "Reservations")."""
+    if owner_id is None:
+        return
+    problem = string_problem(owner_id)
+    if problem is None and isinstance(owner_id, str) and (not owner_id.isprintable() or owner_id != owner_id.strip()):
+        problem = "must be printable, without spaces before or after it"
+    if problem is not None:
         problems.add(pointer, f"{pointer} {problem}.")
 
 

@@ -80,7 +80,7 @@ def test_the_port_speaks_the_domain_and_the_adapter_the_engine() -> None:
         )
         async with client:
             await ClientEngine(client).query_tasks(
-                Caller("alice"),
+                Caller("alice", token="alice-token"),
                 EngineFilter(lanes=("Approver",), ids=("t-1",)),
                 offset=0,
                 limit=5,
