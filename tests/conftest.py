@@ -10,6 +10,8 @@ import pytest
 
 from tests.servers import REPO, EngineServer, GatewayServer, gateway_in_front_of
 
+pytest_plugins = ["tests.report"]  # the fault and attack report printed at the end of a run
+
 EXAMPLES = REPO / "examples" / "processes"
 SHARED_PROCESSES = REPO.parent / "shared" / "processes"
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, EngineFactory
+from tests.report import AttackReport
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
 USER_TASKS = "{ userTasks(first: 50) { edges { node { id lane } } } }"
@@ -63,12 +64,16 @@ def graphql(gateway: GatewayServer, query: str, headers: dict[str, str] | None =
     return body
 
 
-def test_dropping_the_token_shows_nothing_not_everything(engine: EngineServer, gateway: GatewayServer) -> None:
+def test_dropping_the_token_shows_nothing_not_everything(
+    engine: EngineServer, gateway: GatewayServer, attack_report: AttackReport
+) -> None:
     bob = as_user(engine, "bob", "bob-secret")  # Clerk and Controlling: no Approver task
     listed = httpx.get(gateway.url + "/api/v1/user-tasks", params={"lane": "Approver"}, headers=bob)
     assert (listed.status_code, listed.json()["items"]) == (200, [])
 
     anonymous = httpx.get(gateway.url + "/api/v1/user-tasks", params={"lane": "Approver"})
+    attack_report.add("inputs tried")
+    attack_report.add("cross-user leaks", anonymous.status_code == 200 and bool(anonymous.json()["items"]))
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"].startswith("application/problem+json")
     assert anonymous.json()["code"] == "UNAUTHENTICATED"
