@@ -17,6 +17,7 @@ from .core.hub import ChangeHub
 from .core.service import TaskService
 from .health import ReadinessProbe
 from .logs import UVICORN_OPTIONS, configure_logging
+from .slow_clients import guarded_protocol
 
 
 def main() -> int:
@@ -40,6 +41,8 @@ def main() -> int:
         lifespan="on",
         ws_max_size=settings.max_body_bytes,  # uvicorn would buffer up to 16 MiB before the middleware refuses
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        http=guarded_protocol(settings.header_timeout_seconds),  # headers due in time (see gateway.slow_clients)
+        limit_concurrency=settings.max_connections,  # connections and requests in flight; more: 503
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a captured Ctrl+C after its shutdown
         GatewayServer(config, app).run()

@@ -51,6 +51,7 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 64
     max_query_tokens: int = 2_000
+    max_query_cost: int = 50_000
     replay_buffer: int = 10_000
     subscription_queue: int = 256
     subscriptions_per_caller: int = 100
@@ -65,6 +66,8 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
     idempotency_ttl_seconds: float = 86_400.0
     shutdown_grace_seconds: int = 10
+    header_timeout_seconds: float = 10.0
+    max_connections: int = 1_000
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +104,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_MAX_QUERY_DEPTH": "deepest GraphQL selection (12)",
     "GATEWAY_MAX_ALIASES": "most aliases in one GraphQL document (64)",
     "GATEWAY_MAX_QUERY_TOKENS": "most tokens in one GraphQL document (2000)",
+    "GATEWAY_MAX_QUERY_COST": "budget of one GraphQL operation, priced before it runs (50000)",
     "GATEWAY_REPLAY_BUFFER": "engine changes kept for resuming live streams and the change feed (10000)",
     "GATEWAY_SUBSCRIPTION_QUEUE": "messages a live subscriber may fall behind before it is ended (256)",
     "GATEWAY_SUBSCRIPTIONS_PER_CALLER": "live subscriptions one caller may hold at once (100)",
@@ -114,6 +118,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_REDIS_URL": "redis:// or rediss:// URL shared by all instances: idempotency records (unset: in-process)",
     "GATEWAY_IDEMPOTENCY_TTL_SECONDS": "how long an Idempotency-Key's answer is kept for replays (86400)",
     "GATEWAY_SHUTDOWN_GRACE_SECONDS": "on SIGTERM, how long requests in flight may take to finish (10)",
+    "GATEWAY_HEADER_TIMEOUT_SECONDS": "a request's headers (and each pause in its body) must arrive within this (10)",
+    "GATEWAY_MAX_CONNECTIONS": "open connections and requests in flight; more are answered 503 (1000)",
 }
 
 
@@ -156,6 +162,13 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
 def _seconds(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= 3600:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0.1 <= value <= 3600:
         raise ValueError(raw)
     return value
 
@@ -247,6 +260,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_query_tokens=_parsed(
             env, "GATEWAY_MAX_QUERY_TOKENS", 2_000, _integer(50, 100_000), "an integer from 50 to 100000"
         ),
+        max_query_cost=_parsed(
+            env, "GATEWAY_MAX_QUERY_COST", 50_000, _integer(1, 100_000_000), "an integer from 1 to 100000000"
+        ),
         replay_buffer=_parsed(env, "GATEWAY_REPLAY_BUFFER", 10_000, _integer(1, 10_000_000), "a positive integer"),
         subscription_queue=_parsed(
             env, "GATEWAY_SUBSCRIPTION_QUEUE", 256, _integer(1, 1_000_000), "a positive integer"
@@ -275,6 +291,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_seconds=_parsed(
             env, "GATEWAY_SHUTDOWN_GRACE_SECONDS", 10, _integer(0, 3600), "whole seconds from 0 to 3600"
         ),
+        header_timeout_seconds=_parsed(
+            env, "GATEWAY_HEADER_TIMEOUT_SECONDS", 10.0, _positive_seconds, "seconds from 0.1 to 3600"
+        ),
+        max_connections=_parsed(env, "GATEWAY_MAX_CONNECTIONS", 1_000, _integer(1, 1_000_000), "a positive integer"),
     )
     if settings.unsafe_anonymous_root and not settings.allow_anonymous:
         raise SettingsError("GATEWAY_UNSAFE_ANONYMOUS_ROOT needs GATEWAY_ALLOW_ANONYMOUS=true as well.")

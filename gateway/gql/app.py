@@ -46,6 +46,7 @@ from ..core.domain import Caller
 from ..core.errors import GatewayError, TooManySubscriptions, Unauthenticated
 from ..record import OK, record_of
 from .context import Context
+from .cost import cost_limits
 from .errors import request_error_code
 from .graphiql import OfflineGraphQL
 from .limits import MAX_REQUEST_JSON_DEPTH, DocumentCache, JSONTooDeep, decode_json
@@ -211,6 +212,7 @@ class GatewayGraphQL(OfflineGraphQL[Context, None]):
             live_lists=getattr(state, "live_lists", None),
             subscriptions_per_connection=state.settings.subscriptions_per_connection,
             keep_loaded=not isinstance(request, WebSocket),
+            cost_limits=cost_limits(state.settings, state.service),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

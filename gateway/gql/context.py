@@ -18,6 +18,7 @@ from ..core.errors import BadRequest, GatewayError
 from ..core.live import LiveService
 from ..core.live_lists import LiveLists
 from ..core.service import TaskService
+from .cost import CostLimits
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,6 +45,8 @@ class Context:
     #: The code of the union member a single-task mutation answered (TASK_NOT_FOUND, …): the operation's outcome
     #: for the request record (see :mod:`gateway.gql.observe`); None: no refusal.
     outcome_code: str | None = None
+    #: The budget of each operation and the sizes its price depends on (see :mod:`gateway.gql.cost`).
+    cost_limits: CostLimits = field(default_factory=CostLimits)
     task_loader: DataLoader[str, UserTask | None] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,8 @@
 
 - A :class:`~gateway.core.errors.GatewayError` keeps its message and gets its code (ENGINE_UNAVAILABLE, …).
 - Parse, validation and variable errors get BAD_REQUEST, or QUERY_TOO_COMPLEX when a limit hit (depth, aliases, tokens,
-  length, nesting, repetition, validation work: see :mod:`gateway.gql.limits`).
+  length, nesting, repetition, validation work: see :mod:`gateway.gql.limits`; the cost budget:
+  :mod:`gateway.gql.cost`).
 - Anything else is masked as "Unexpected error." with the request id, and logged with its stack trace.
 """
 
@@ -28,6 +29,8 @@ LIMIT_MESSAGES = (
     "in one selection set",
     "nested too deeply",
     "Validation aborted",
+    "per request (GATEWAY_MAX_QUERY_COST)",
+    "allowed per request without a token",
 )
 
 

@@ -18,6 +18,9 @@ validation                             :func:`depth_rule` walks each fragment on
                                        ``QueryDepthLimiter`` re-walks every spread: exponential);
                                        ``OverlappingFieldsCanBeMerged`` runs on a work budget of
                                        ``OVERLAP_COMPLEXITY_BUDGET`` (:class:`BudgetedOverlappingFieldsRule`)
+the work the operation asks for        :mod:`gateway.gql.cost` prices it after validation (lists times their
+                                       sizes, engine calls, scans, batch items) and refuses it over
+                                       ``GATEWAY_MAX_QUERY_COST`` before execution
 caches                                 :class:`DocumentCache` keeps parsed and validated documents of at most
                                        ``CACHEABLE_DOCUMENT_LENGTH`` characters, keyed by their SHA-256, within
                                        ``DOCUMENT_CACHE_BYTES``; longer documents are never remembered

@@ -12,6 +12,7 @@ from graphql import ASTValidationRule, GraphQLError
 from strawberry import Schema
 from strawberry.extensions import AddValidationRules
 
+from .cost import CostCalculator, QueryCost
 from .errors import ErrorCodes
 from .limits import DocumentCache, alias_rule, depth_rule, document_guard
 from .mutations import Mutation
@@ -24,6 +25,7 @@ class GatewaySchema(Schema):
     """The schema with the :class:`~gateway.gql.limits.DocumentCache` its requests parse and validate through."""
 
     documents: DocumentCache
+    cost: CostCalculator
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Expected errors are the caller's business; unexpected ones are logged by ErrorCodes, with a request id."""
@@ -37,9 +39,16 @@ def build_schema(*, max_depth: int, max_aliases: int, max_tokens: int) -> Gatewa
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[lambda: AddValidationRules(rules), document_guard(documents), ErrorCodes, ObserveOperations],
+        extensions=[
+            lambda: AddValidationRules(rules),
+            document_guard(documents),
+            lambda: QueryCost(schema.cost),  # after the guard: prices documents that passed validation
+            ErrorCodes,
+            ObserveOperations,
+        ],
     )
     schema.documents = documents
+    schema.cost = CostCalculator(schema._schema)
     return schema
 
 
