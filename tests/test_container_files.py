@@ -96,5 +96,7 @@ def test_docker_test_is_a_make_target_but_not_part_of_make_test() -> None:
     assert re.search(r"^docker-test:", makefile, re.M)
     phony = re.search(r"^\.PHONY:(.*)$", makefile, re.M)
     test = re.search(r"^test:(.*)$", makefile, re.M)
-    assert phony is not None and "docker-test" in phony[1].split()
-    assert test is not None and "docker" not in test[1]
+    assert phony is not None
+    assert "docker-test" in phony[1].split()
+    assert test is not None
+    assert "docker" not in test[1]
