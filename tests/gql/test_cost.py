@@ -21,6 +21,16 @@ from tests.servers import REPO, EngineServer, GatewayServer
 SCHEMA = default_schema()
 LIMITS = CostLimits()
 GRAPHIQL_INTROSPECTION = get_introspection_query(input_value_deprecation=True)
+_SCHEMA_FIELDS = GRAPHIQL_INTROSPECTION.split("__schema", 1)[1].split("fragment FullType", 1)[0]
+#: GraphiQL's introspection with ``__schema`` asked twice (aliases ``a`` and ``b``).
+TWICE = (
+    "query { a: __schema"
+    + _SCHEMA_FIELDS.rstrip().removesuffix("}")
+    + " b: __schema"
+    + _SCHEMA_FIELDS
+    + "fragment FullType"
+    + GRAPHIQL_INTROSPECTION.split("fragment FullType", 1)[1]
+)
 #: 64 listings, each with its own engine filter and a gateway-side condition (text search): the finding of issue 15.
 ATTACK = (
     "{"
@@ -110,10 +120,7 @@ def test_graphiql_introspection_is_under_the_budget_and_repeated_introspection_i
     introspection = price(GRAPHIQL_INTROSPECTION)
     assert introspection.total == introspection.introspection
     assert 0 < introspection.total <= SCHEMA.cost.anonymous_introspection_limit < DEFAULT_MAX_QUERY_COST
-    fields = GRAPHIQL_INTROSPECTION.split("__schema", 1)[1].split("fragment FullType", 1)[0]
-    fragments = "fragment FullType" + GRAPHIQL_INTROSPECTION.split("fragment FullType", 1)[1]
-    twice = "query { a: __schema" + fields.rstrip().removesuffix("}") + " b: __schema" + fields + fragments
-    assert price(twice).introspection == 2 * introspection.total
+    assert price(TWICE).introspection == 2 * introspection.total
 
 
 def test_introspection_cycles_grow_with_their_depth() -> None:
@@ -140,18 +147,15 @@ async def _execute(query: str, *, token: str | None, max_cost: int = DEFAULT_MAX
 
 
 async def test_anonymous_callers_get_one_standard_introspection() -> None:
-    fields = GRAPHIQL_INTROSPECTION.split("__schema", 1)[1].split("fragment FullType", 1)[0]
-    fragments = "fragment FullType" + GRAPHIQL_INTROSPECTION.split("fragment FullType", 1)[1]
-    twice = "query { a: __schema" + fields.rstrip().removesuffix("}") + " b: __schema" + fields + fragments
     alone = await _execute(GRAPHIQL_INTROSPECTION, token=None)
     assert alone.errors is None
     assert alone.extensions["cost"]["requested"] == SCHEMA.cost.anonymous_introspection_limit
-    anonymous = await _execute(twice, token=None, max_cost=1_000_000)
+    anonymous = await _execute(TWICE, token=None, max_cost=1_000_000)
     assert anonymous.data is None
     assert anonymous.errors is not None
     assert anonymous.errors[0].extensions["code"] == "QUERY_TOO_COMPLEX"
     assert "without a token" in anonymous.errors[0].message
-    with_token = await _execute(twice, token="a-token", max_cost=1_000_000)
+    with_token = await _execute(TWICE, token="a-token", max_cost=1_000_000)
     assert with_token.errors is None
     assert set(with_token.data) == {"a", "b"}
 
@@ -213,3 +217,13 @@ def test_the_candidate_scan_limit_holds_per_request(
     codes = [error["extensions"]["code"] for error in body.get("errors", [])]
     assert codes == ["QUERY_TOO_COMPLEX"], body
     assert "per request" in body["errors"][0]["message"]
+
+
+def test_costly_anonymous_introspection_is_refused(gateway_factory: Callable[..., GatewayServer]) -> None:
+    """Even under a budget that would let it through, an anonymous caller gets one standard introspection."""
+    gateway = gateway_factory(GATEWAY_MAX_QUERY_COST=1_000_000)
+    body = post(gateway, TWICE).json()
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
+    assert "without a token" in body["errors"][0]["message"]
+    assert body["extensions"]["cost"]["introspectionLimit"] == SCHEMA.cost.anonymous_introspection_limit
+    assert "errors" not in post(gateway, GRAPHIQL_INTROSPECTION).json()
