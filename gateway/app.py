@@ -196,6 +196,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.readiness = ReadinessProbe(_readiness_checks(app, settings))
         app.state.metrics.watch_cache(app.state.cache)
         app.state.metrics.watch_stream(hub)
+        app.state.metrics.watch_circuit(lambda: client.circuit.is_open)
         streaming = asyncio.get_running_loop().create_task(_follow_engine(hub, client), name="engine events")
         try:
             yield

@@ -31,6 +31,9 @@ Never a task id, a user, a path with an id, or an operation name a client chose.
 - ``gateway_engine_requests_total{method}``: HTTP requests sent to the engine, retries included, by method.
 - ``gateway_engine_request_duration_seconds{method}`` (histogram): how long each took (to the end of its body).
   *Alert on* p99 approaching ``GATEWAY_ENGINE_TIMEOUT_SECONDS``.
+- ``gateway_engine_circuit_open``: 1 while the engine client's circuit breaker fails calls at once (the engine was
+  unreachable for several calls in a row, :mod:`gateway.engine.circuit`), else 0. *Alert on* 1 for more than a
+  minute: the engine is down or cut off.
 - ``gateway_engine_errors_total{kind}``: engine requests that failed: ``timeout``, ``connect`` (refused,
   dropped), ``http_4xx`` (includes the expected 404/409 of task actions), ``http_5xx``, ``invalid_response``
   (a redirect, a broken reply), ``other``. *Alert on* any sustained rate of ``timeout``, ``connect`` or
@@ -191,6 +194,10 @@ class GatewayMetrics:
     def watch_stream(self, stream: StreamFigures) -> None:
         self._state.stream = stream
 
+    def watch_circuit(self, is_open: Callable[[], bool]) -> None:
+        """Expose the engine circuit breaker's state (``gateway_engine_circuit_open``), read at each scrape."""
+        self._state.circuit_open = is_open
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -226,6 +233,7 @@ class _StateCollector(Collector):
     def __init__(self) -> None:
         self.cache: CacheFigures | None = None
         self.stream: StreamFigures | None = None
+        self.circuit_open: Callable[[], bool] = lambda: False
 
     def collect(self) -> Iterator[Metric]:
         cache = self.cache  # (an empty cache is falsy: it has a length)
@@ -245,6 +253,11 @@ class _StateCollector(Collector):
             "gateway_engine_stream_up",
             "1 while the engine event stream is connected, else 0.",
             1 if stream is not None and stream.connected else 0,
+        )
+        yield GaugeMetricFamily(
+            "gateway_engine_circuit_open",
+            "1 while the engine circuit breaker fails calls at once (engine unreachable), else 0.",
+            1 if self.circuit_open() else 0,
         )
         age = GaugeMetricFamily(
             "gateway_engine_stream_last_event_age_seconds", "Seconds since the last engine event arrived."

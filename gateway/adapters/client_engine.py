@@ -102,14 +102,19 @@ async def engine_errors(task_id: str | None = None) -> AsyncIterator[None]:
     except AuthenticationError as exc:
         raise errors.EngineUnavailable(f"The gateway could not authenticate at the engine: {exc}") from exc
     except OutcomeUnknownError as exc:
-        raise errors.OutcomeUnknown(
-            "The engine did not answer in time after the request was sent: it may or may not have happened."
-            " Read the task to find out."
-        ) from exc
+        # a write that left and got no answer: never "not done" (that is ENGINE_UNAVAILABLE, for writes provably
+        # never sent), and said as it happened: a reset after 10 ms is no "did not answer in time"
+        what = (
+            "The engine did not answer in time after the request was sent"
+            if exc.timed_out
+            else "The connection to the engine was lost after the request was sent, before any answer"
+        )
+        raise errors.OutcomeUnknown(f"{what}: it may or may not have happened. Read the task to find out.") from exc
     except EngineTimeoutError as exc:
         raise errors.EngineTimeout("The engine did not answer in time.") from exc
     except EngineUnavailableError as exc:
-        raise errors.EngineUnavailable(f"The engine is unavailable: {exc}") from exc
+        # a write gets here only when it was never sent (the client makes every other lost write OutcomeUnknownError)
+        raise errors.EngineUnavailable(f"The engine is unavailable, nothing was changed: {exc}") from exc
     except EngineServerError as exc:
         raise errors.EngineFailure(f"The engine failed ({exc.status}): {exc.message}") from exc
     except EngineError as exc:

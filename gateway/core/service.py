@@ -16,8 +16,7 @@ How a page of tasks is made (``list_tasks``):
   ``scan_page_size``, applies the rest, sorts on every key and cuts the page. The cost is bounded: at most
   ``residual_scan_limit`` candidates (``ceil(candidates / scan_page_size)`` engine calls, cached and shared by
   concurrent identical queries); a query with more candidates is refused with ``QUERY_TOO_COMPLEX`` and the advice
-  to narrow its engine-side filter. A face that serves several listings in one request (GraphQL aliases) opens a
-  :class:`~gateway.core.budget.ScanBudget` around them: the scans of the whole request stay within the limit.
+  to narrow its engine-side filter.
 - Either way the cursor is a keyset position (see :mod:`gateway.core.cursor`): a task that disappears before it
   neither shifts nor repeats the next page.
 """
@@ -31,7 +30,6 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from . import errors, limits
-from .budget import current_scan_budget
 from .cache import ReadCache
 from .cursor import CursorCodec, CursorPosition, query_fingerprint
 from .domain import (
@@ -224,12 +222,8 @@ class TaskService:
         )
 
     async def _candidates(self, caller: Caller, engine_filter: EngineFilter) -> list[UserTask]:
-        budget = current_scan_budget()
-
         async def scan() -> list[UserTask]:
             size = self.limits.scan_page_size
-            if budget is not None:
-                budget.charge(1)  # a request whose budget is spent makes no further engine call
             first = await self._scan_page(caller, engine_filter, 0, size)
             if first.total_count > self.limits.residual_scan_limit:
                 raise errors.QueryTooComplex(
@@ -237,8 +231,6 @@ class TaskService:
                     f" limit of {self.limits.residual_scan_limit}. Narrow it with a filter the engine applies"
                     " (processModelId, processInstanceId, flowNodeId, lane, correlationId, state)."
                 )
-            if budget is not None:
-                budget.charge(max(0, first.total_count - 1))  # the request's scans in all stay within the limit
             rest = await asyncio.gather(
                 *(
                     self._scan_page(caller, engine_filter, offset, size)
@@ -325,7 +317,10 @@ class TaskService:
         """The engine says 404 for unknown and for no-longer-waiting tasks alike; tell them apart."""
         if not isinstance(refusal, errors.TaskNotFound):
             return refusal
-        task = await self._fresh_task(caller, task_id)
+        try:
+            task = await self._fresh_task(caller, task_id)
+        except errors.GatewayError:  # the engine's refusal stands: a failed read must not turn it into another error
+            return refusal
         if task is not None and task.state != WAITING:
             return errors.TaskNotActive(task_id, task.state)
         return refusal
@@ -342,25 +337,60 @@ class TaskService:
             raise
         self._cache.invalidate()
 
-    async def reserve(self, caller: Caller, task_id: str, owner_id: str | None = None) -> UserTask:
+    async def reserve(
+        self, caller: Caller, task_id: str, owner_id: str | None = None, *, before: UserTask | None = None
+    ) -> UserTask:
         limits.check_task_id(task_id)
         problems = limits.Problems()
         limits.owner_problem(owner_id, problems)
         problems.raise_if_any()
         owner = owner_id or caller.user_id
-        await self._write(caller, task_id, lambda: self._engine.reserve(caller, task_id, owner))
-        return await self._task_after_write(caller, task_id)
+        return await self._write_then_read(
+            caller,
+            task_id,
+            lambda: self._engine.reserve(caller, task_id, owner),
+            lambda task: replace(task, reserved_for=owner),
+            before,
+        )
 
-    async def cancel_reservation(self, caller: Caller, task_id: str) -> UserTask:
+    async def cancel_reservation(self, caller: Caller, task_id: str, *, before: UserTask | None = None) -> UserTask:
         limits.check_task_id(task_id)
-        await self._write(caller, task_id, lambda: self._engine.cancel_reservation(caller, task_id))
-        return await self._task_after_write(caller, task_id)
+        return await self._write_then_read(
+            caller,
+            task_id,
+            lambda: self._engine.cancel_reservation(caller, task_id),
+            lambda task: replace(task, reserved_for=None),
+            before,
+        )
 
-    async def _task_after_write(self, caller: Caller, task_id: str) -> UserTask:
-        task = await self._fresh_task(caller, task_id)
-        if task is None:
+    async def _write_then_read(
+        self,
+        caller: Caller,
+        task_id: str,
+        action: Callable[[], Awaitable[None]],
+        change: Callable[[UserTask], UserTask],
+        before: UserTask | None,
+    ) -> UserTask:
+        """The one rule of a write that answers the task as it is after it (reserve, cancel; finish keeps it too).
+
+        The write's outcome is the answer: done, refused (the engine's reason), not done (ENGINE_UNAVAILABLE: never
+        sent) or unknown (OUTCOME_UNKNOWN). A read that *follows* a successful write never turns it into an error:
+        when it fails, the answer is the task as it was read before the write (``before``, from the read cache when
+        it is there) with the change the write made. That earlier read is the price of an answer that is always
+        true; when it fails, nothing was sent and the engine's error is the answer.
+        """
+        if before is None:
+            before = await self.get_task(caller, task_id)
+        await self._write(caller, task_id, action)
+        try:
+            after = await self._fresh_task(caller, task_id)
+        except errors.GatewayError:
+            after = None  # the write happened; only the read after it failed
+        if after is not None:
+            return after
+        if before is None:  # neither read shows the task (the engine accepted a write on it all the same)
             raise errors.TaskNotFound(task_id)
-        return task
+        return change(before)
 
     async def finish(self, caller: Caller, task_id: str, result: Any) -> FinishOutcome:
         limits.check_task_id(task_id)
@@ -522,10 +552,24 @@ class TaskService:
         self, caller: Caller, task_ids: Sequence[str], owner_id: str | None = None
     ) -> list[UserTask | errors.GatewayError]:
         self._check_ids_batch(task_ids, owner_id)
-        return await self._bounded(task_ids, lambda task_id: self.reserve(caller, task_id, owner_id))
+        before = await self._tasks_before_batch(caller, task_ids)
+        return await self._bounded(
+            task_ids, lambda task_id: self.reserve(caller, task_id, owner_id, before=before.get(task_id))
+        )
 
     async def cancel_reservations(
         self, caller: Caller, task_ids: Sequence[str]
     ) -> list[UserTask | errors.GatewayError]:
         self._check_ids_batch(task_ids)
-        return await self._bounded(task_ids, lambda task_id: self.cancel_reservation(caller, task_id))
+        before = await self._tasks_before_batch(caller, task_ids)
+        return await self._bounded(
+            task_ids, lambda task_id: self.cancel_reservation(caller, task_id, before=before.get(task_id))
+        )
+
+    async def _tasks_before_batch(self, caller: Caller, task_ids: Sequence[str]) -> dict[str, UserTask]:
+        """The batch's tasks as they are before its writes, in one read (see :meth:`_write_then_read`). When it
+        fails, each item reads its own (and fails alone: one result per item, as ever)."""
+        try:
+            return {task.id: task for task in await self.get_tasks(caller, task_ids) if task is not None}
+        except errors.GatewayError:
+            return {}

@@ -16,6 +16,7 @@ from .auth import (
     StaticTokenProvider,
     TokenProvider,
 )
+from .circuit import CircuitBreaker, CircuitOpenError, CircuitState
 from .client import DEFAULT_TIMEOUT, UserTaskClient, UserTaskFilters
 from .errors import (
     AuthenticationError,
@@ -53,6 +54,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CallableTokenProvider",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
     "ClientCredentialsProvider",
     "ConfigurationError",
     "ConflictError",

@@ -19,11 +19,16 @@ from .auth import (
     TokenProvider,
     TokenSource,
 )
+from .circuit import CircuitBreaker, CircuitState
 from .errors import (
     ConfigurationError,
+    EngineTimeoutError,
+    EngineUnavailableError,
     NotFoundError,
+    OutcomeUnknownError,
     ProcessCubeException,
     ProtocolError,
+    answer_began,
     error_for_response,
     map_engine_errors,
 )
@@ -133,9 +138,27 @@ def _token_provider(token: TokenArg) -> TokenProvider:
 def _default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     # The aiohttp transport keeps httpx's API but not httpx's pool, which collapses under many concurrent
     # requests (encode/httpx#3215). Imported lazily: nothing happens at import time.
+    from aiohttp import ClientSession
     from httpx_aiohttp import AiohttpTransport
 
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
+    class NoResendTransport(AiohttpTransport):
+        """aiohttp sends an "idempotent" request (GET, HEAD, OPTIONS, TRACE, **PUT, DELETE**) a second time when its
+        connection is reset or closed (`ClientSession._request`: `retry_persistent_connection`, aiohttp 3.9 to at
+        least 3.14), on a reused connection or not. The engine's finish, reserve and cancel are PUT and DELETE, and a
+        finish is not idempotent: the resend may reach an engine that already applied the first (its 404 then hides
+        the success), or fail to connect and turn a write that happened into "never sent". So the session never
+        resends anything; the client's own `RetryPolicy` decides, and it resends a write only when it was never sent.
+        aiohttp has no public switch for this: the attribute is the one its own test utilities set, and
+        `tests/engine/test_no_resend.py` fails if it stops working."""
+
+        def get_client(self) -> ClientSession:
+            session = super().get_client()
+            if not hasattr(session, "_retry_connection"):  # pragma: no cover - a future aiohttp
+                raise RuntimeError("aiohttp.ClientSession has no _retry_connection: writes could be resent")
+            session._retry_connection = False
+            return session
+
+    transport: httpx.AsyncBaseTransport = NoResendTransport(limits=limits, trust_env=False)
     return transport
 
 
@@ -152,7 +175,9 @@ class UserTaskClient:
       `TokenProvider`. `with_token()` makes a view with another token that shares this pool.
 
     Every failure is a `ProcessCubeException` (see `gateway.engine.errors`). Reads are retried on
-    connection errors and 503 (`retry=`); writes only when the request provably never left.
+    connection errors and 503 (`retry=`); writes only when the request provably never left. Nothing is ever sent
+    twice behind the caller's back (the transport's own resend is off). A circuit breaker (`circuit=`, see
+    `gateway.engine.circuit`) fails calls at once while the engine is unreachable; `circuit_state` tells its state.
     """
 
     def __init__(
@@ -171,6 +196,7 @@ class UserTaskClient:
         on_request: RequestHook | None = None,
         on_response: ResponseHook | None = None,
         clock: Callable[[], float] = time.time,
+        circuit: CircuitBreaker | None = None,
     ) -> None:
         parts = urlsplit(engine_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -192,6 +218,7 @@ class UserTaskClient:
         self._owner = True
         self._parent: UserTaskClient | None = None
         self._retry = retry if retry is not None else RetryPolicy()
+        self._circuit = circuit if circuit is not None else CircuitBreaker()
         self._on_request = on_request
         self._on_response = on_response
         self._request_count = 0
@@ -274,6 +301,15 @@ class UserTaskClient:
     @property
     def token_provider(self) -> TokenProvider:
         return self._tokens
+
+    @property
+    def circuit_state(self) -> CircuitState:
+        """The circuit breaker's state, shared by this client and its views: closed, open or half_open."""
+        return self._circuit.state
+
+    @property
+    def circuit(self) -> CircuitBreaker:
+        return self._circuit
 
     # -- user tasks --------------------------------------------------------------------------------
 
@@ -499,7 +535,8 @@ class UserTaskClient:
         while True:
             try:
                 with map_engine_errors(what=what):
-                    response = await self._http.get(url, headers={"Accept": "application/json"})
+                    request = self._http.build_request("GET", url, headers={"Accept": "application/json"})
+                response = await self._send(request, write=False, what=what, probe=self._circuit.before_call(what))
                 if not response.is_success:
                     raise error_for_response(response)
                 return response.content
@@ -508,6 +545,32 @@ class UserTaskClient:
                     raise
                 await self._retry.wait(retries)
                 retries += 1
+
+    async def _send(self, request: httpx.Request, *, write: bool, what: str, probe: bool) -> httpx.Response:
+        """Send one request the circuit breaker let through (`probe`: as its half-open probe) and tell the breaker
+        how it ended; every failure mapped (`map_engine_errors`)."""
+        try:
+            with map_engine_errors(write=write, what=what):
+                response = await self._http.send(request)
+        except (EngineUnavailableError, OutcomeUnknownError) as exc:
+            if isinstance(exc, OutcomeUnknownError) and exc.timed_out:
+                self._circuit.abandoned(probe)
+            elif answer_began(exc):  # an answer came, its body broke off: reachable
+                self._circuit.succeeded(probe)
+            else:  # no connection, or the connection lost before any answer
+                self._circuit.failed(probe)
+            raise
+        except EngineTimeoutError:
+            self._circuit.abandoned(probe)
+            raise
+        except ProcessCubeException:  # something answered, if not in HTTP
+            self._circuit.succeeded(probe)
+            raise
+        except BaseException:  # cancelled: tells nothing
+            self._circuit.abandoned(probe)
+            raise
+        self._circuit.succeeded(probe)
+        return response
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -609,11 +672,14 @@ class UserTaskClient:
                         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                         timeout=read_timeout if read_timeout is not None else httpx.USE_CLIENT_DEFAULT,
                     )
+                # an open circuit fails the call here, before it counts as a request sent
+                probe = self._circuit.before_call(f"{what} ({method} {path[:200]})")
                 self._count(request)
                 sent = time.perf_counter()
                 try:
-                    with map_engine_errors(write=write, what=f"{what} ({method} {path[:200]})"):
-                        response = await self._http.send(request)
+                    response = await self._send(
+                        request, write=write, what=f"{what} ({method} {path[:200]})", probe=probe
+                    )
                 except ProcessCubeException as exc:
                     if self._on_response is not None:
                         self._on_response(request, exc, time.perf_counter() - sent)

@@ -67,6 +67,7 @@ __all__ = [
     "ServiceUnavailableError",
     "UnauthorizedError",
     "UnprocessableEntityError",
+    "answer_began",
     "error_for_response",
     "map_engine_errors",
 ]
@@ -132,8 +133,13 @@ class EngineTimeoutError(ProcessCubeException):
 class OutcomeUnknownError(EngineTimeoutError):
     """A write reached the wire but no answer came back (timeout or dropped connection).
 
-    The engine may or may not have applied it: re-read the task before repeating the action.
+    The engine may or may not have applied it: re-read the task before repeating the action. `timed_out` tells
+    the two apart: True when no answer came in time, False when the connection was reset or closed first.
     """
+
+    def __init__(self, message: str, *, timed_out: bool = True) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class EngineError(ProcessCubeException):
@@ -411,15 +417,32 @@ def _translate(exc: BaseException, *, write: bool, what: str) -> ProcessCubeExce
         return EngineTimeoutError(f"no free connection in time, {detail}")
     if kind == "timeout":
         if write:
-            return OutcomeUnknownError(f"write timed out after it was sent, outcome unknown, {detail}")
+            return OutcomeUnknownError(f"write timed out after it was sent, outcome unknown, {detail}", timed_out=True)
         return EngineTimeoutError(f"engine did not answer in time, {detail}")
     if kind == "dropped":
+        # Once a connection is made, the request's bytes may have left (the transport buffers and writes them in a
+        # task of its own): a connection lost then is never proof that a write did not reach the engine.
         if write:
-            return OutcomeUnknownError(f"connection lost after a write was sent, outcome unknown, {detail}")
+            return OutcomeUnknownError(
+                f"connection lost after a write was sent, outcome unknown, {detail}", timed_out=False
+            )
         return EngineUnavailableError(f"connection to the engine lost, {detail}", request_sent=True)
     if kind == "config":
         return ConfigurationError(detail)
     return ProtocolError(f"invalid reply, {detail}")
+
+
+def answer_began(exc: BaseException) -> bool:
+    """True when the failure came while reading an answer's body: the engine (or whatever is in its place)
+    answered with a status line and headers, then the body broke off (cut short, connection lost in it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, aiohttp.ClientPayloadError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @contextmanager

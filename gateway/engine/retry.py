@@ -2,7 +2,8 @@
 
 Reads are retried on connection errors and 503 a bounded number of times. Writes are retried only
 when the request provably never reached the engine (connection refused, connect timeout), because a
-repeated reserve/finish/start could happen twice. Timeouts are never retried here: the caller decides.
+repeated reserve/finish/start could happen twice. Timeouts are never retried here: the caller decides. A call the
+circuit breaker failed at once is not retried either: waiting out a backoff is what the breaker saves callers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from .circuit import CircuitOpenError
 from .errors import EngineUnavailableError, ProcessCubeException, ServiceUnavailableError
 
 __all__ = ["RetryPolicy"]
@@ -37,7 +39,7 @@ class RetryPolicy:
 
     def should_retry(self, exc: ProcessCubeException, *, attempt: int, write: bool) -> bool:
         """`attempt` is the number of retries already made for this request."""
-        if attempt >= self.max_retries:
+        if attempt >= self.max_retries or isinstance(exc, CircuitOpenError):  # an open circuit answers at once
             return False
         if isinstance(exc, ServiceUnavailableError):
             return not write

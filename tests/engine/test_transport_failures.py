@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from gateway.engine import (
+    CircuitOpenError,
     EngineTimeoutError,
     EngineUnavailableError,
     OutcomeUnknownError,
@@ -92,9 +93,13 @@ async def test_closed_port_is_engine_unavailable_and_never_sent() -> None:
         with pytest.raises(EngineUnavailableError) as caught:
             await client.get_user_tasks()
         assert not caught.value.request_sent
-        with pytest.raises(EngineUnavailableError):
+        with pytest.raises(EngineUnavailableError) as caught:
             await client.finish_user_task("t1", {"approved": True})
-        assert client.request_count == 6  # both retried: nothing ever reached an engine
+        assert not caught.value.request_sent
+        # both retried (nothing ever reached an engine) until the fifth refusal in a row opened the circuit
+        assert client.request_count == 5
+        assert isinstance(caught.value, CircuitOpenError)
+        assert client.circuit_state == "open"
 
 
 async def test_hanging_server_is_a_timeout_for_reads(serve: Callable[[Serve], Awaitable[Server]]) -> None:
