@@ -128,6 +128,16 @@ class EngineServer(ServerProcess):
     def headers(self, token: str = DUMMY_TOKEN) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
+    def token(self, client_id: str, client_secret: str) -> str:
+        """An access token from the engine's authority (client credentials), as a client of it would get one."""
+        discovery = httpx.get(self.authority_url + "/.well-known/openid-configuration").json()
+        response = httpx.post(
+            discovery["token_endpoint"],
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret},
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
     def deploy(self, xml: str, *, overwrite: bool = True, token: str = DUMMY_TOKEN) -> None:
         response = httpx.post(
             self.api + "/process_definitions",

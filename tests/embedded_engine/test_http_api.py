@@ -16,13 +16,7 @@ ISO_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def token_for(engine: EngineServer, client_id: str, secret: str) -> str:
-    discovery = httpx.get(engine.authority_url + "/.well-known/openid-configuration").json()
-    response = httpx.post(
-        discovery["token_endpoint"],
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
+    return engine.token(client_id, secret)
 
 
 def put(engine: EngineServer, path: str, body: Any = None, token: str = DUMMY_TOKEN) -> httpx.Response:

@@ -30,7 +30,7 @@ CLIENTS = [
 @pytest.fixture
 def engine(engine_server_factory: EngineFactory) -> EngineServer:
     engine = engine_server_factory(anonymous=False, clients=CLIENTS)
-    admin = token(engine, "admin", "admin-secret")
+    admin = engine.token("admin", "admin-secret")
     engine.deploy((EXAMPLES / "approval_process.bpmn").read_text(encoding="utf-8"), token=admin)
     return engine
 
@@ -42,20 +42,10 @@ def gateway(engine: EngineServer, tmp_path: Path) -> Iterator[GatewayServer]:
     gateway.stop()
 
 
-def token(engine: EngineServer, client_id: str, secret: str) -> str:
-    discovery = httpx.get(engine.authority_url + "/.well-known/openid-configuration").json()
-    response = httpx.post(
-        discovery["token_endpoint"],
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
 def test_a_replay_never_serves_a_token_that_grants_less(
     engine: EngineServer, gateway: GatewayServer, attack_report: AttackReport
 ) -> None:
-    alice = token(engine, "alice", "alice-secret")
+    alice = engine.token("alice", "alice-secret")
     started = engine.start_instance("ApprovalProcess", {"amount": 5}, token=alice)
     [task] = engine.user_tasks(processInstanceId=started["processInstanceId"], token=alice)
     path = f"/api/v1/user-tasks/{task['flowNodeInstanceId']}/finish"
@@ -68,14 +58,14 @@ def test_a_replay_never_serves_a_token_that_grants_less(
     first = finish(alice)
     assert first.status_code == 200, first.text
 
-    lesser = finish(token(engine, "alice-without-lanes", "other-secret"))
+    lesser = finish(engine.token("alice-without-lanes", "other-secret"))
     attack_report.add("inputs tried")
     attack_report.add("cross-user leaks", lesser.status_code != 404 or "approved" in lesser.text)
     assert lesser.status_code == 404, lesser.text  # runs anew; the engine shows this token no such task
     assert "Idempotent-Replayed" not in lesser.headers
     assert "approved" not in lesser.text  # none of the task's data
 
-    refreshed = finish(token(engine, "alice", "alice-secret"))  # a new token, the same rights
+    refreshed = finish(engine.token("alice", "alice-secret"))  # a new token, the same rights
     assert refreshed.status_code == 200
     assert refreshed.headers["Idempotent-Replayed"] == "true"
     assert refreshed.content == first.content

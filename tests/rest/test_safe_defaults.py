@@ -43,18 +43,8 @@ def gateway(engine: EngineServer, tmp_path_factory: pytest.TempPathFactory) -> I
     gateway.stop()
 
 
-def token(engine: EngineServer, client_id: str, secret: str) -> str:
-    discovery = httpx.get(engine.authority_url + "/.well-known/openid-configuration").json()
-    response = httpx.post(
-        discovery["token_endpoint"],
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
 def as_user(engine: EngineServer, client_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(engine, client_id, secret)}"}
+    return {"Authorization": f"Bearer {engine.token(client_id, secret)}"}
 
 
 def graphql(gateway: GatewayServer, query: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
