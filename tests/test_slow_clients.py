@@ -7,6 +7,7 @@ connection limit answers 503. Deadlines in these tests are generous bounds on wa
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -69,6 +70,22 @@ def read_until_closed(sock: socket.socket) -> bytes:
     raise AssertionError(f"the connection was still open after {WAIT} s; received {received!r}")
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length (its head and body may arrive in separate reads)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(4096)
+        assert chunk, received
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, received
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def test_half_a_request_line_is_closed_with_408(gateway: GatewayServer) -> None:
     with connect(gateway) as sock:
         sock.sendall(b"GET /heal")
@@ -108,11 +125,11 @@ def test_a_kept_alive_connection_serves_a_later_request(gateway: GatewayServer) 
     with connect(gateway) as sock:
         request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
         sock.sendall(request)
-        first = sock.recv(4096)
+        first = read_response(sock)
         assert first.startswith(b"HTTP/1.1 200"), first
         time.sleep(0.5)  # idle, within uvicorn's keep-alive timeout
         sock.sendall(request)
-        second = sock.recv(4096)
+        second = read_response(sock)
         assert second.startswith(b"HTTP/1.1 200"), second
 
 
