@@ -70,7 +70,7 @@ def test_kill_9_during_200_concurrent_finishes(tmp_path: Path) -> None:
                     with lock:
                         answers[task_id] = code
                     if code == "ENGINE_UNAVAILABLE":
-                        time.sleep(0.5)
+                        time.sleep(1.0)
 
         def killer() -> None:
             while len(answers) < KILL_AFTER:
