@@ -22,6 +22,7 @@ The clock is injectable (``clock=``), so the states can be tested without waitin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Final, Literal
@@ -31,6 +32,8 @@ from .errors import EngineUnavailableError
 __all__ = ["CircuitBreaker", "CircuitOpenError", "CircuitState"]
 
 CircuitState = Literal["closed", "open", "half_open"]
+
+logger = logging.getLogger("gateway.engine.circuit")
 
 DEFAULT_THRESHOLD: Final = 5
 DEFAULT_COOLDOWN: Final = 2.0
@@ -107,6 +110,8 @@ class CircuitBreaker:
 
     def succeeded(self, probe: bool = False) -> None:
         """A call got an answer (any status): the engine is reachable, the circuit closes."""
+        if self._opened_at is not None:
+            logger.warning("engine reachable again: circuit closed")
         self._failures = 0
         self._opened_at = None
         self._probing = False
@@ -124,6 +129,11 @@ class CircuitBreaker:
         if self._opened_at is None and self._failures >= self.threshold:
             self._opened_at = self._clock()
             self.opened += 1
+            logger.warning(
+                "engine unreachable for %d calls in a row: circuit open, calls fail at once; a probe every %.1f s",
+                self._failures,
+                self.cooldown,
+            )
 
     def abandoned(self, probe: bool = False) -> None:
         """A call ended without telling anything (timed out, cancelled): a probe's slot is freed for the next one."""
