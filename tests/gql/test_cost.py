@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -227,3 +229,33 @@ def test_costly_anonymous_introspection_is_refused(gateway_factory: Callable[...
     assert "without a token" in body["errors"][0]["message"]
     assert body["extensions"]["cost"]["introspectionLimit"] == SCHEMA.cost.anonymous_introspection_limit
     assert "errors" not in post(gateway, GRAPHIQL_INTROSPECTION).json()
+
+
+def test_pipelined_costly_anonymous_introspection_does_not_starve_others(
+    gateway_factory: Callable[..., GatewayServer],
+) -> None:
+    """60 connections pipeline 5 costly anonymous introspections each: every one is refused before it runs, and
+    an ordinary query is answered meanwhile."""
+    gateway = gateway_factory(GATEWAY_MAX_QUERY_COST=1_000_000)
+    body = json.dumps({"query": TWICE}).encode()
+    request = (
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    sockets = [socket.create_connection(("127.0.0.1", gateway.port), timeout=60) for _ in range(60)]
+    try:
+        for sock in sockets:
+            sock.sendall(request * 5)
+        ordinary = post(gateway, "{ userTasks(first: 1) { totalCount } }").json()
+        assert "errors" not in ordinary, ordinary
+        for sock in sockets:
+            received = b""
+            while received.count(b"QUERY_TOO_COMPLEX") < 5:
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+            assert b"without a token" in received
+    finally:
+        for sock in sockets:
+            sock.close()
