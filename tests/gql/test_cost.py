@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from graphql import DocumentNode, OperationDefinitionNode, get_introspection_query, parse
@@ -259,3 +261,27 @@ def test_pipelined_costly_anonymous_introspection_does_not_starve_others(
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_the_budget_holds_over_websocket(gateway: GatewayServer) -> None:
+    async def exchange() -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(gateway.graphql_url, protocols=["graphql-transport-ws"]) as ws,
+        ):
+            await ws.send_json({"type": "connection_init"})
+            assert (await ws.receive_json(timeout=60))["type"] == "connection_ack"
+            await ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": ATTACK}})
+            refused: dict[str, Any] = await ws.receive_json(timeout=60)
+            await ws.send_json({"type": "subscribe", "id": "2", "payload": {"query": "{ userTasks { totalCount } }"}})
+            answered: dict[str, Any] = await ws.receive_json(timeout=60)
+            return [refused, answered]
+
+    gateway.engine_events_settled()
+    calls = gateway.engine_calls()
+    refused, answered = asyncio.run(exchange())
+    assert refused["type"] == "error", refused
+    assert refused["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert answered["type"] == "next", answered
+    assert answered["payload"]["extensions"]["cost"] == {"requested": 101, "limit": 50_000}
+    assert gateway.engine_calls() - calls <= 1  # the ordinary query's one call; none of the attack's 64+
