@@ -16,7 +16,8 @@ How a page of tasks is made (``list_tasks``):
   ``scan_page_size``, applies the rest, sorts on every key and cuts the page. The cost is bounded: at most
   ``residual_scan_limit`` candidates (``ceil(candidates / scan_page_size)`` engine calls, cached and shared by
   concurrent identical queries); a query with more candidates is refused with ``QUERY_TOO_COMPLEX`` and the advice
-  to narrow its engine-side filter.
+  to narrow its engine-side filter. A face that serves several listings in one request (GraphQL aliases) opens a
+  :class:`~gateway.core.budget.ScanBudget` around them: the scans of the whole request stay within the limit.
 - Either way the cursor is a keyset position (see :mod:`gateway.core.cursor`): a task that disappears before it
   neither shifts nor repeats the next page.
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from . import errors, limits
+from .budget import current_scan_budget
 from .cache import ReadCache
 from .cursor import CursorCodec, CursorPosition, query_fingerprint
 from .domain import (
@@ -222,8 +224,12 @@ class TaskService:
         )
 
     async def _candidates(self, caller: Caller, engine_filter: EngineFilter) -> list[UserTask]:
+        budget = current_scan_budget()
+
         async def scan() -> list[UserTask]:
             size = self.limits.scan_page_size
+            if budget is not None:
+                budget.charge(1)  # a request whose budget is spent makes no further engine call
             first = await self._scan_page(caller, engine_filter, 0, size)
             if first.total_count > self.limits.residual_scan_limit:
                 raise errors.QueryTooComplex(
@@ -231,6 +237,8 @@ class TaskService:
                     f" limit of {self.limits.residual_scan_limit}. Narrow it with a filter the engine applies"
                     " (processModelId, processInstanceId, flowNodeId, lane, correlationId, state)."
                 )
+            if budget is not None:
+                budget.charge(max(0, first.total_count - 1))  # the request's scans in all stay within the limit
             rest = await asyncio.gather(
                 *(
                     self._scan_page(caller, engine_filter, offset, size)
