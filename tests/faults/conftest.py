@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.faults.proxy import FaultProxy
+from tests.report import AttackReport
 from tests.rest.conftest import Approvals, deploy_examples
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
@@ -51,10 +52,12 @@ def engine(shared_engine: EngineServer) -> EngineServer:
 
 
 @pytest.fixture
-def proxy(shared_proxy: FaultProxy) -> Iterator[FaultProxy]:
+def proxy(shared_proxy: FaultProxy, attack_report: AttackReport) -> Iterator[FaultProxy]:
     shared_proxy.clear()
+    injected = shared_proxy.injected
     yield shared_proxy
     shared_proxy.clear()
+    attack_report.add("faults injected", shared_proxy.injected - injected)
 
 
 @pytest.fixture

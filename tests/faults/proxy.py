@@ -156,6 +156,8 @@ class FaultProxy:
         self.seen: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
         self.upstream_refused = 0
+        #: faults applied to requests (rules other than pass-through that fired)
+        self.injected = 0
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +206,7 @@ class FaultProxy:
             for rule in self._rules:
                 if rule.active() and rule.matches(method, path):
                     rule.hits += 1
+                    self.injected += rule.fault.kind != "pass"
                     return rule.fault
             return self.default
 
