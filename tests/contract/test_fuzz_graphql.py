@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from tests.contract.fuzz import SEED, Exchange, Run, run_schemathesis
+from tests.report import AttackReport
 from tests.servers import REPO, GatewayServer, gateway_with_embedded_engine
 
 FAST_MAX_EXAMPLES = 10
@@ -96,7 +97,9 @@ def graphql_over_http_problems(exchange: Exchange) -> list[str]:
     return found
 
 
-def _assert_fuzzed(run: Run) -> None:
+def _assert_fuzzed(run: Run, report: AttackReport) -> None:
+    report.add("inputs tried", len(list(run.exchanges())))
+    report.add("crashes", sum(exchange.status >= 500 for exchange in run.exchanges()))
     assert "✅ Fuzzing" in run.stdout
     exchanges = list(run.exchanges())
     labels = {exchange.label for exchange in exchanges}
@@ -111,16 +114,18 @@ def _assert_fuzzed(run: Run) -> None:
 
 
 @pytest.mark.timeout(600)  # about 15 s alone; the shared machine's load can make it several times that
-def test_schemathesis_finds_nothing_in_the_graphql_endpoint(demo_gateway: GatewayServer, tmp_path: Path) -> None:
-    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", FAST_MAX_EXAMPLES))
+def test_schemathesis_finds_nothing_in_the_graphql_endpoint(
+    demo_gateway: GatewayServer, tmp_path: Path, attack_report: AttackReport
+) -> None:
+    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", FAST_MAX_EXAMPLES), attack_report)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_schemathesis_finds_nothing_in_the_graphql_endpoint_in_a_long_run(
-    demo_gateway: GatewayServer, tmp_path: Path
+    demo_gateway: GatewayServer, tmp_path: Path, attack_report: AttackReport
 ) -> None:
-    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", SLOW_MAX_EXAMPLES))
+    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", SLOW_MAX_EXAMPLES), attack_report)
 
 
 def test_the_checker_refuses_what_is_not_graphql_over_http() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.fuzz import SEED, Run, run_schemathesis
+from tests.report import AttackReport
 from tests.servers import GatewayServer, gateway_with_embedded_engine
 
 FAST_MAX_EXAMPLES = 10
@@ -95,7 +96,9 @@ def _reason(run: Run) -> list[str]:
     return wrong
 
 
-def _assert_fuzzed(run: Run) -> None:
+def _assert_fuzzed(run: Run, report: AttackReport) -> None:
+    report.add("inputs tried", len(list(run.exchanges())))
+    report.add("crashes", sum(exchange.status >= 500 for exchange in run.exchanges()))
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in run.stdout, phase
     assert "9 selected / 10 total" in run.stdout  # the event stream is left out by the configuration, nothing else
@@ -109,11 +112,15 @@ def _assert_fuzzed(run: Run) -> None:
 
 
 @pytest.mark.timeout(600)  # about 35 s alone; the shared machine's load can make it several times that
-def test_a_plain_schemathesis_run_finds_nothing(demo_gateway: GatewayServer, tmp_path: Path) -> None:
-    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", FAST_MAX_EXAMPLES))
+def test_a_plain_schemathesis_run_finds_nothing(
+    demo_gateway: GatewayServer, tmp_path: Path, attack_report: AttackReport
+) -> None:
+    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", FAST_MAX_EXAMPLES), attack_report)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_a_plain_schemathesis_run_finds_nothing_in_a_long_run(demo_gateway: GatewayServer, tmp_path: Path) -> None:
-    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", SLOW_MAX_EXAMPLES))
+def test_a_plain_schemathesis_run_finds_nothing_in_a_long_run(
+    demo_gateway: GatewayServer, tmp_path: Path, attack_report: AttackReport
+) -> None:
+    _assert_fuzzed(fuzz(demo_gateway, tmp_path / "report", SLOW_MAX_EXAMPLES), attack_report)
