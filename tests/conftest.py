@@ -78,3 +78,29 @@ def gateway_factory(tmp_path: Path, approval_engine: EngineServer) -> Iterator[C
     yield factory
     for gateway in started:
         gateway.stop()
+
+
+GatewayFactory = Callable[..., GatewayServer]
+
+
+@pytest.fixture(scope="module")
+def module_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """One empty engine for a test module (no models deployed)."""
+    server = EngineServer(data_dir=tmp_path_factory.mktemp("module") / "engine").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_gateway(module_engine: EngineServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
+    """Start gateways in front of the module's engine: ``start_gateway(GATEWAY_MAX_BODY_BYTES=…)``."""
+    started: list[GatewayServer] = []
+
+    def start(**env: Any) -> GatewayServer:
+        gateway = gateway_in_front_of(module_engine.url, tmp_path_factory.mktemp("gateway"), **env).start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()

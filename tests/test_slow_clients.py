@@ -10,39 +10,16 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 
-from tests.servers import EngineServer, GatewayServer, gateway_in_front_of, poll
+from tests.conftest import GatewayFactory
+from tests.servers import GatewayServer, poll
 
 WAIT = 30.0  # a bound on waiting for the gateway to close a connection (the deadline under test is 1 s)
-
-GatewayFactory = Callable[..., GatewayServer]
-
-
-@pytest.fixture(scope="module")
-def module_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
-    server = EngineServer(data_dir=tmp_path_factory.mktemp("slow") / "engine").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def start_gateway(module_engine: EngineServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
-    started: list[GatewayServer] = []
-
-    def start(**env: Any) -> GatewayServer:
-        gateway = gateway_in_front_of(module_engine.url, tmp_path_factory.mktemp("gateway"), **env).start()
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        gateway.stop()
 
 
 @pytest.fixture(scope="module")

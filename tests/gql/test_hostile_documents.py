@@ -11,7 +11,6 @@ import asyncio
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +20,15 @@ import pytest
 
 from gateway.gql import limits
 from gateway.gql.schema import build_schema
-from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
+from tests.conftest import GatewayFactory
+from tests.servers import GatewayServer
 
 ATTACK_TIMEOUT = 20.0
 HEALTH_TIMEOUT = 5.0
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
-GatewayFactory = Callable[..., GatewayServer]
-
 
 # -- fixtures and helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def module_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
-    """One engine for the module (no models: the attacks need none, and userTasks answers an empty page)."""
-    server = EngineServer(data_dir=tmp_path_factory.mktemp("hostile") / "engine").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def start_gateway(module_engine: EngineServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
-    """Start gateways in front of the module's engine: ``start_gateway(GATEWAY_MAX_BODY_BYTES=…)``."""
-    started: list[GatewayServer] = []
-
-    def start(**env: Any) -> GatewayServer:
-        gateway = gateway_in_front_of(module_engine.url, tmp_path_factory.mktemp("gateway"), **env).start()
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        gateway.stop()
 
 
 @pytest.fixture(scope="module")
