@@ -27,8 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .adapters.embedded_engine import Supervisor
+from .record import record_of
 
 CHECK_TIMEOUT_SECONDS = 2.0
+#: The code of a not-ready answer in the access log and in ``gateway_requests_total``.
+NOT_READY = "NOT_READY"
 READY_FOR_SECONDS = 1.0
 
 Check = Callable[[], Awaitable[None]]
@@ -98,6 +101,9 @@ async def readyz(request: Request) -> Response:
     headers = {"Cache-Control": "no-store"}
     if readiness.ready:
         return JSONResponse({"status": "ready"}, headers=headers)
+    record = record_of(request)
+    if record is not None:
+        record.note(code=NOT_READY)  # an answer, not a failure: not INTERNAL in the access log and the metrics
     body: dict[str, Any] = {
         "status": "not ready",
         "unavailable": sorted(readiness.unavailable),
@@ -121,6 +127,9 @@ async def healthz(request: Request) -> Response:
     body["engine"] = {"kind": "embedded", **engine.as_json()}
     if engine.up:
         return JSONResponse(body)
+    record = record_of(request)
+    if record is not None:
+        record.note(code=NOT_READY)
     body["status"] = "degraded"
     body["unavailable"] = ["engine"]
     return JSONResponse(body, status_code=503)

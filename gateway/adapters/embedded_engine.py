@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from ..config import SettingsError
-from ..engine import ProcessCubeException, RetryPolicy, UserTaskClient
+from ..engine import CircuitBreaker, ProcessCubeException, RetryPolicy, UserTaskClient
 
 log = logging.getLogger("gateway.adapters.embedded_engine")
 
@@ -179,8 +179,11 @@ class EmbeddedEngine:
             self._forwarding.add(forwarding)
             forwarding.add_done_callback(self._forwarding.discard)
         deadline = time.monotonic() + startup_seconds
-        # Asked with the engine client (one try each, short timeout): it knows how to talk to an engine.
-        async with UserTaskClient(self.url, timeout=1.0, retry=RetryPolicy(max_retries=0)) as client:
+        # Asked with the engine client (one try each, short timeout): it knows how to talk to an engine. No circuit
+        # breaker: an engine that is still starting is expected to be unreachable, and every try must go out.
+        no_circuit = CircuitBreaker(threshold=0)
+        polling = UserTaskClient(self.url, timeout=1.0, retry=RetryPolicy(max_retries=0), circuit=no_circuit)
+        async with polling as client:
             while time.monotonic() < deadline:
                 if process.returncode is not None:
                     raise RuntimeError(f"The embedded engine {describe_exit(process.returncode)} while starting.")

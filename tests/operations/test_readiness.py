@@ -17,7 +17,7 @@ import pytest
 
 from gateway.health import READY_FOR_SECONDS, ReadinessProbe
 from tests.conftest import EngineFactory
-from tests.servers import GatewayServer, free_port, gateway_in_front_of
+from tests.servers import GatewayServer, free_port, gateway_in_front_of, gateway_with_embedded_engine
 
 DEADLINE_SECONDS = 30.0
 
@@ -50,6 +50,13 @@ def test_ready_when_engine_authority_and_event_stream_are_there_and_not_while_th
         assert {"engine", "authority"} <= set(body["unavailable"])
         assert all(body["reasons"][part] for part in body["unavailable"])  # each one says why
         assert httpx.get(gateway.url + "/livez").status_code == 200  # alive: no reason to restart it
+        readyz = [
+            line
+            for line in httpx.get(gateway.url + "/metrics").text.splitlines()
+            if line.startswith("gateway_requests_total{") and 'operation="readyz"' in line
+        ]
+        assert any('code="NOT_READY"' in line for line in readyz), readyz  # an answer, not a failure
+        assert not any('code="INTERNAL"' in line for line in readyz), readyz
 
         engine.start()  # same port: the gateway recovers by itself, stream included
         assert wait_for(gateway, 200) == {"status": "ready"}
@@ -135,3 +142,12 @@ async def test_once_shutting_down_it_is_never_ready_again() -> None:
     assert (await probe.result()).ready
     probe.shutting_down = True
     assert (await probe.result()).unavailable == {"shuttingDown": "The gateway is shutting down."}
+
+
+def test_a_gateway_starting_its_embedded_engine_is_ready_without_tripping_the_circuit(tmp_path: Path) -> None:
+    gateway = gateway_with_embedded_engine(tmp_path).start()
+    try:
+        assert wait_for(gateway, 200) == {"status": "ready"}
+        assert "circuit open" not in gateway.log()  # an engine still starting is no outage
+    finally:
+        gateway.stop()
