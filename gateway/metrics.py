@@ -17,9 +17,10 @@ Never a task id, a user, a path with an id, or an operation name a client chose.
   IDE page), for other routes their route name (``healthz``, ``metrics``, ``static``, …). ``code``: ``OK`` or the
   gateway error code (``TASK_NOT_FOUND``, ``BAD_REQUEST``, ``UNAUTHENTICATED``, …; ``NOT_READY`` for a 503 of a
   health check; ``INTERNAL`` for an unexpected failure). GraphQL takes the first error's ``extensions.code``, or
-  the code of the union member a single-task mutation answered (``UserTaskNotFound``: ``TASK_NOT_FOUND``). GraphQL operations over WebSocket are counted here
-  too (when their first message is sent: a subscription's snapshot, first event or error), the connection itself
-  is not. *Alert on* the rate of ``code="INTERNAL"``, of ``ENGINE_*`` codes, and on a jump in ``UNAUTHENTICATED``.
+  the code of the union member a single-task mutation answered (``UserTaskNotFound``: ``TASK_NOT_FOUND``).
+  GraphQL operations over WebSocket are counted here too (when their first message is sent: a subscription's
+  snapshot, first event or error), the connection itself is not. *Alert on* the rate of ``code="INTERNAL"``, of
+  ``ENGINE_*`` codes, and on a jump in ``UNAUTHENTICATED``.
 - ``gateway_request_duration_seconds{face,operation}`` (histogram): time from the request's arrival to the end of
   its answer (HTTP only; an SSE stream's whole life, so read ``user_task_events`` apart). *Alert on* p99 of the
   task operations over the SLO.
