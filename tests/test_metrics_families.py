@@ -21,13 +21,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.adapters.client_engine import response_observer
-from gateway.app import create_app
-from gateway.config import Settings
-from gateway.core.cache import ReadCache
-from gateway.core.domain import Caller
-from gateway.core.service import ServiceLimits
 from gateway.engine import ProcessCubeException, RetryPolicy, UserTaskClient
 from gateway.metrics import metric_in
+from tests.apps import broken_app
 from tests.asgi_server import serve_asgi
 from tests.rest.conftest import deploy_examples
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of, poll
@@ -247,23 +243,8 @@ def test_a_subscription_over_websocket_is_counted_when_it_starts(engine: EngineS
 # -- failures: unexpected ones, and the engine's ------------------------------------------------------------------
 
 
-class BrokenService:
-    limits = ServiceLimits()
-
-    async def list_tasks(self, caller: Caller, query: Any) -> Any:
-        raise RuntimeError("a bug")
-
-
-class AnyoneVerifier:
-    async def caller(self, authorization: str | None) -> Caller:
-        return Caller(user_id="tester")
-
-
 def test_unexpected_failures_are_counted_and_logged_as_internal(caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(Settings())  # served without its lifespan: no engine, the broken service below instead
-    app.state.service = BrokenService()
-    app.state.verifier = AnyoneVerifier()
-    app.state.cache = ReadCache(ttl_seconds=0, max_entries=10)
+    app = broken_app("a bug")
     with serve_asgi(app) as origin, caplog.at_level(logging.INFO):
         assert httpx.get(origin + "/api/v1/user-tasks", headers={"X-Request-ID": "req-rest"}).status_code == 500
         answered = httpx.post(

@@ -10,14 +10,9 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.core.domain import Caller
 from gateway.rest.problems import PROBLEM_BASE
+from tests.apps import AnyoneVerifier
 from tests.asgi_server import serve_asgi
-
-
-class AnyoneVerifier:
-    async def caller(self, authorization: str | None) -> Caller:
-        return Caller(user_id="tester")
 
 
 @pytest.fixture(scope="module")

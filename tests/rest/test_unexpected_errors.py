@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.config import Settings
-from gateway.core.domain import Caller
-from gateway.core.service import ServiceLimits
 from gateway.rest.problems import PROBLEM_BASE
+from tests.apps import broken_app
 from tests.asgi_server import serve_asgi
 
 
-class BrokenService:
-    limits = ServiceLimits()
-
-    async def list_tasks(self, caller: Caller, query: Any) -> Any:
-        raise RuntimeError("secret internals at /srv/db")
-
-
-class AnyoneVerifier:
-    async def caller(self, authorization: str | None) -> Caller:
-        return Caller(user_id="tester")
-
-
 def test_an_unexpected_exception_is_a_masked_500_problem(caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(Settings())  # served without its lifespan: no engine, the broken service below instead
-    app.state.service = BrokenService()
-    app.state.verifier = AnyoneVerifier()
+    app = broken_app("secret internals at /srv/db")
     with serve_asgi(app) as origin, caplog.at_level(logging.ERROR):
         response = httpx.get(origin + "/api/v1/user-tasks", headers={"X-Request-ID": "req-500"})
     assert response.status_code == 500
