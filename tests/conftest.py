@@ -60,9 +60,21 @@ def engine_server(engine_server_factory: EngineFactory) -> EngineServer:
 @pytest.fixture
 def approval_engine(engine_server: EngineServer) -> EngineServer:
     """A fresh embedded engine with every example model deployed."""
+    return deploy_examples(engine_server)
+
+
+def deploy_examples(engine: EngineServer) -> EngineServer:
+    """Deploy every example model (``examples/processes``) to ``engine``."""
     for path in sorted(EXAMPLES.glob("*.bpmn")):
-        engine_server.deploy_file(path)
-    return engine_server
+        engine.deploy_file(path)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
+    """One engine for a test module, with every example model deployed."""
+    with EngineServer(data_dir=tmp_path_factory.mktemp("shared-engine") / "data") as engine:
+        yield deploy_examples(engine)
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from gateway.core.domain import Caller
 from gateway.core.errors import Unauthenticated
 from gateway.logs import JsonFormatter, TextFormatter, configure_logging, redact
 from gateway.record import RequestRecord, enter, leave
+from tests.conftest import deploy_examples
 from tests.embedded_engine.test_http_api import token_for
-from tests.rest.conftest import deploy_examples
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of, poll
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

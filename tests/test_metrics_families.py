@@ -25,7 +25,7 @@ from gateway.engine import ProcessCubeException, RetryPolicy, UserTaskClient
 from gateway.metrics import metric_in
 from tests.apps import broken_app
 from tests.asgi_server import serve_asgi
-from tests.rest.conftest import deploy_examples
+from tests.conftest import deploy_examples
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of, poll
 
 FAMILIES = {

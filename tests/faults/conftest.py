@@ -15,17 +15,11 @@ import pytest
 
 from tests.faults.proxy import FaultProxy
 from tests.report import AttackReport
-from tests.rest.conftest import Approvals, deploy_examples
+from tests.rest.conftest import Approvals
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
 
 #: GATEWAY_ENGINE_TIMEOUT_SECONDS of the module's gateway.
 TIMEOUT = 2
-
-
-@pytest.fixture(scope="module")
-def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
-    with EngineServer(data_dir=tmp_path_factory.mktemp("faults-engine") / "data") as engine:
-        yield deploy_examples(engine)
 
 
 @pytest.fixture(scope="module")

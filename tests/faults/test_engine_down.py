@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import deploy_examples
 from tests.faults.proxy import FaultProxy
-from tests.rest.conftest import Approvals, deploy_examples
+from tests.rest.conftest import Approvals
 from tests.servers import EngineServer, free_port, gateway_in_front_of, poll
 
 READS = r"/flow_node_instances$"

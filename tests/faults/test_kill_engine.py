@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import deploy_examples
 from tests.report import AttackReport
-from tests.rest.conftest import deploy_examples
 from tests.servers import EngineServer, gateway_in_front_of
 
 TASKS = 200

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.rest.conftest import Approvals, deploy_examples
+from tests.conftest import deploy_examples
+from tests.rest.conftest import Approvals
 from tests.servers import EngineServer, GatewayServer, free_port, gateway_in_front_of
 
 REDIS_SERVER = shutil.which("redis-server")

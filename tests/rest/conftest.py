@@ -14,20 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES
 from tests.servers import EngineServer, GatewayServer, gateway_in_front_of
-
-
-def deploy_examples(engine: EngineServer) -> EngineServer:
-    for path in sorted(EXAMPLES.glob("*.bpmn")):
-        engine.deploy_file(path)
-    return engine
-
-
-@pytest.fixture(scope="module")
-def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineServer]:
-    with EngineServer(data_dir=tmp_path_factory.mktemp("rest-engine") / "data") as engine:
-        yield deploy_examples(engine)
 
 
 @pytest.fixture(scope="module")
