@@ -51,7 +51,10 @@ class Steps:
         outcome = self.steps.get(name)
         if outcome is None:
             failed = {key: value["error"] for key, value in self.steps.items() if "error" in value}
-            pytest.fail(f"{self.driver}: step {name!r} was not reached; failed before it: {json.dumps(failed)[:3000]}")
+            pytest.fail(
+                f"{self.driver}: step {name!r} was not reached; failed before it: {json.dumps(failed)[:3000]}"
+                f"\n{self.driver}'s stderr (its end):\n{self.stderr[-3000:]}"
+            )
         if "error" in outcome:
             pytest.fail(f"{self.driver}: step {name!r} failed: {json.dumps(outcome['error'])[:3000]}")
         return outcome["ok"]
